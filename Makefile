@@ -1,0 +1,35 @@
+# openpairs: `make demo` runs the pipeline end to end on bundled data; `make test` runs ruff, mypy, pytest.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint typecheck pytest demo system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	bash scripts/ensure_system_deps.sh
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install system-deps
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+test: lint typecheck pytest
+
+demo: install
+	$(VENV)/bin/openpairs demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

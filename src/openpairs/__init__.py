@@ -1,0 +1,3 @@
+"""openpairs: LAION-style image-text datasets from Common Crawl."""
+
+__version__ = "0.1.0"

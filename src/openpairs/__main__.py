@@ -1,0 +1,3 @@
+from openpairs.cli import main
+
+main()

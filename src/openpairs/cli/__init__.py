@@ -1,0 +1,34 @@
+"""The `openpairs` command: one subcommand per stage plus build, demo, serve and report.
+
+Each subcommand lives in its own module with a `register(app)` function; heavy libraries are imported
+inside the command bodies so that `openpairs --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="openpairs",
+    help="Build LAION-style image-text datasets from Common Crawl, on a laptop or a Ray cluster.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+COMMAND_MODULES = ("extract",)
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"openpairs.cli.{name}").register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,1 @@
+"""Core data contract: statuses, shard statistics, schemas and keys."""

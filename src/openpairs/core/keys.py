@@ -1,0 +1,20 @@
+"""Sample keys: minted once at extract as `<shard><row>`, zero-padded so they sort in input order."""
+
+from __future__ import annotations
+
+SHARD_DIGITS = 6
+ROW_DIGITS = 7
+
+
+def mint_key(shard: int, row: int) -> str:
+    """The key of row `row` of shard `shard`, e.g. mint_key(3, 41) == '0000030000041'."""
+    if not 0 <= shard < 10**SHARD_DIGITS:
+        raise ValueError(f"shard index {shard} does not fit in a key ({SHARD_DIGITS} digits)")
+    if not 0 <= row < 10**ROW_DIGITS:
+        raise ValueError(f"row {row} does not fit in a key ({ROW_DIGITS} digits); use smaller input shards")
+    return f"{shard:0{SHARD_DIGITS}d}{row:0{ROW_DIGITS}d}"
+
+
+def split_key(key: str) -> tuple[int, int]:
+    """(shard, row) of a key made by `mint_key`."""
+    return int(key[:SHARD_DIGITS]), int(key[SHARD_DIGITS:])

@@ -1,0 +1,47 @@
+"""Executors map a stage's `run_shard` over shard tasks; stages never know which one runs them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+ExecutorKind = Literal["local", "ray"]
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """How shards are run: `local` process pool or a `ray` cluster."""
+
+    kind: ExecutorKind = "local"
+    workers: int = 0  # 0: one per core
+    ray_address: str | None = None
+    retries: int = 1  # extra attempts for a shard that raised
+
+    def worker_count(self) -> int:
+        """Resolved number of workers (cores when unset)."""
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+
+class Executor(Protocol):
+    """Runs `fn(item)` for every item, yielding (position, result or exception) as they finish."""
+
+    def imap(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Results in completion order, as (index into items, result)."""
+        ...
+
+    def close(self) -> None:
+        """Release workers."""
+        ...
+
+
+def make_executor(config: ExecutorConfig, resources: dict[str, float] | None = None) -> Executor:
+    """The executor named by `config` (Ray is imported only when asked for)."""
+    if config.kind == "ray":
+        from openpairs.executors.ray import RayExecutor
+
+        return RayExecutor(config, resources or {})
+    from openpairs.executors.local import LocalExecutor
+
+    return LocalExecutor(config)

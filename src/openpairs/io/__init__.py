@@ -1,0 +1,1 @@
+"""Filesystem access (fsspec), atomic shard commits and resume."""

@@ -1,0 +1,98 @@
+"""Atomic shard commits: write to a temporary name, rename into place, write the stats file last."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from openpairs.core.stats import ShardStats
+from openpairs.io import fs as ofs
+
+TMP_MARK = ".tmp-"
+
+
+def shard_name(index: int) -> str:
+    """Zero-padded shard file stem, e.g. 00042."""
+    return f"{index:05d}"
+
+
+@dataclass(frozen=True)
+class ShardPaths:
+    """Where shard `index` of a stage keeps its files: `<out>/<stage>/<index>.<ext>`."""
+
+    out: str
+    stage_dir: str
+    index: int
+
+    @property
+    def directory(self) -> str:
+        """The stage directory."""
+        return ofs.join(self.out, self.stage_dir)
+
+    def file(self, ext: str, subdir: str = "") -> str:
+        """Path of this shard's file with extension `ext` (optionally in a sub-directory)."""
+        name = f"{shard_name(self.index)}.{ext}"
+        return ofs.join(self.directory, subdir, name) if subdir else ofs.join(self.directory, name)
+
+    @property
+    def stats(self) -> str:
+        """Path of the stats file that marks the shard done."""
+        return ofs.join(self.directory, f"{shard_name(self.index)}_stats.json")
+
+    def is_done(self) -> bool:
+        """A shard is done exactly when its stats file exists."""
+        return ofs.exists(self.stats)
+
+    def read_stats(self) -> ShardStats:
+        """The committed stats of a done shard."""
+        return ShardStats.from_dict(__import__("json").loads(ofs.read_text(self.stats)))
+
+    def commit_stats(self, stats: ShardStats) -> None:
+        """Write the stats file, last, atomically: this marks the shard done."""
+        write_bytes_atomic(self.stats, stats.to_json().encode("utf-8"))
+
+
+@contextmanager
+def atomic_open(path: str, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of `path` for writing; rename it onto `path` only if the block succeeds."""
+    fs, target = ofs.filesystem(path)
+    parent = target.rsplit("/", 1)[0] if "/" in target else "."
+    fs.makedirs(parent, exist_ok=True)
+    tmp = f"{target}{TMP_MARK}{uuid.uuid4().hex[:12]}"
+    try:
+        with fs.open(tmp, mode) as handle:
+            yield handle
+        fs.mv(tmp, target)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
+def write_parquet_atomic(table: pa.Table, path: str) -> None:
+    """Write a parquet file atomically (zstd compressed)."""
+    with atomic_open(path, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+
+
+def remove_stale_temporaries(directory: str) -> int:
+    """Delete temporary files a killed run left behind; returns how many."""
+    fs, p = ofs.filesystem(directory)
+    if not fs.exists(p):
+        return 0
+    stale = [entry for entry in fs.find(p) if TMP_MARK in str(entry).rsplit("/", 1)[-1]]
+    for entry in stale:
+        fs.rm(entry)
+    return len(stale)

@@ -1,0 +1,1 @@
+"""Stages: per-shard `run_shard(config, task) -> ShardStats` functions and global steps."""

@@ -1,0 +1,129 @@
+"""Runs a per-shard stage over its tasks: resume, retries, progress, failure accounting."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from openpairs.core.stats import ShardStats, merge_all
+from openpairs.executors import ExecutorConfig, make_executor
+from openpairs.io import commit
+from openpairs.io import fs as ofs
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One unit of work: shard `index` of `stage`, reading `inputs`, writing under `out`."""
+
+    stage: str
+    index: int
+    inputs: tuple[str, ...]
+    out: str
+
+    @property
+    def paths(self) -> commit.ShardPaths:
+        """Where this shard writes."""
+        return commit.ShardPaths(self.out, self.stage, self.index)
+
+
+@dataclass
+class StageResult(Generic[C]):
+    """What a stage run did: per-shard stats, totals, skipped (already done) and failed shards."""
+
+    stage: str
+    shards: list[ShardStats] = field(default_factory=list)
+    skipped: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> ShardStats:
+        """All shards' stats merged."""
+        return merge_all(self.stage, self.shards)
+
+    @property
+    def ok(self) -> bool:
+        """True when no shard failed."""
+        return not self.failed
+
+
+Progress = Callable[[int, int, ShardStats | None], None]
+
+
+def run_stage(
+    run_shard: Callable[[C, ShardTask], ShardStats],
+    config: C,
+    tasks: Sequence[ShardTask],
+    executor: ExecutorConfig,
+    progress: Progress | None = None,
+    resources: dict[str, float] | None = None,
+) -> StageResult[C]:
+    """Run `run_shard` over the tasks not yet done; done shards are skipped and their stats reused."""
+    started = time.perf_counter()
+    result: StageResult[C] = StageResult(stage=tasks[0].stage if tasks else "")
+    todo: list[ShardTask] = []
+    for task in tasks:
+        if task.paths.is_done():
+            result.shards.append(task.paths.read_stats())
+            result.skipped += 1
+        else:
+            todo.append(task)
+    if tasks:
+        commit.remove_stale_temporaries(tasks[0].paths.directory)
+    done = result.skipped
+    if progress:
+        progress(done, len(tasks), None)
+    if todo:
+        runner = make_executor(executor, resources)
+        try:
+            work = partial(_attempt, run_shard, config, executor.retries)
+            for position, outcome in runner.imap(work, todo):
+                done += 1
+                if isinstance(outcome, BaseException):
+                    result.failed.append(_failure(todo[position], outcome))
+                    outcome_stats = None
+                else:
+                    result.shards.append(outcome)
+                    outcome_stats = outcome
+                if progress:
+                    progress(done, len(tasks), outcome_stats)
+        finally:
+            runner.close()
+    result.shards.sort(key=lambda s: s.shard)
+    _write_failures(tasks, result.failed)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _attempt(run_shard: Callable[[C, ShardTask], ShardStats], config: C, retries: int, task: ShardTask) -> ShardStats:
+    """Run one shard, retrying `retries` more times if it raises; the last error propagates."""
+    for attempt in range(retries + 1):
+        try:
+            stats = run_shard(config, task)
+            task.paths.commit_stats(stats)
+            return stats
+        except Exception:
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _failure(task: ShardTask, error: BaseException) -> dict[str, Any]:
+    return {"shard": task.index, "inputs": list(task.inputs), "error": f"{type(error).__name__}: {error}"}
+
+
+def _write_failures(tasks: Sequence[ShardTask], failed: list[dict[str, Any]]) -> None:
+    if not tasks:
+        return
+    path = ofs.join(tasks[0].paths.directory, "failed_shards.jsonl")
+    if failed:
+        lines = "".join(json.dumps(entry) + "\n" for entry in sorted(failed, key=lambda f: f["shard"]))
+        commit.write_bytes_atomic(path, lines.encode("utf-8"))
+    else:
+        ofs.remove(path)
