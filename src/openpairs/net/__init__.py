@@ -1,0 +1,1 @@
+"""Async HTTP fetching for the download stage: address guard, opt-out headers, robots.txt, retries."""

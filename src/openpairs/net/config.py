@@ -1,0 +1,61 @@
+"""Fetch settings and the result of fetching one URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openpairs import __version__
+from openpairs.net.optout import DEFAULT_DIRECTIVES
+
+PROJECT_URL = "https://github.com/openpairs/openpairs"
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """How URLs are fetched: concurrency, deadlines, size cap, redirects, retries, politeness, safety."""
+
+    connections: int = 128  # concurrent requests per worker process
+    per_host: int = 16  # concurrent connections to one host
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0  # longest silence while reading
+    timeout: float = 20.0  # total deadline of one request (headers + body)
+    deadline: float = 90.0  # total deadline of one URL, redirects and retries included
+    max_bytes: int = 16 * 1024 * 1024
+    max_redirects: int = 5
+    retries: int = 2  # extra attempts for timeouts, connection errors, 408, 429, 5xx
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    retry_after_cap: float = 30.0  # a longer Retry-After ends the row as http_429 (retry it later)
+    host_max_failures: int = 8  # consecutive transient failures before a host is backed off
+    host_cooldown: float = 30.0
+    dns_cache_seconds: int = 300
+    user_agent_token: str = ""
+    opt_out_directives: tuple[str, ...] = DEFAULT_DIRECTIVES
+    respect_robots_txt: bool = False
+    allow_addresses: tuple[str, ...] = ()
+    allow_private_addresses: bool = False
+    mirror: str = ""  # fetch `{mirror}/{scheme}/{host}{path}?{query}` instead of the URL itself
+    seed: int = 0  # jitter seed
+
+    def user_agent(self) -> str:
+        """The User-Agent header: names openpairs and its URL, plus the user's token."""
+        token = f"; {self.user_agent_token}" if self.user_agent_token else ""
+        return f"Mozilla/5.0 (compatible; openpairs/{__version__}; +{PROJECT_URL}{token})"
+
+    def agents(self) -> tuple[str, ...]:
+        """Names an X-Robots-Tag or robots.txt group may use to address us."""
+        return ("openpairs", self.user_agent_token) if self.user_agent_token else ("openpairs",)
+
+
+@dataclass
+class FetchResult:
+    """What fetching one URL gave: a status (`ok` or why not), the body, and what happened on the way."""
+
+    status: str
+    body: bytes | None = None
+    error: str = ""
+    mime: str = ""
+    redirects: int = 0
+    attempts: int = 0
+    location: str | None = None  # set on a redirect response (internal)
+    retry_after: float | None = None

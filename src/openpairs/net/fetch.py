@@ -1,0 +1,244 @@
+"""Fetcher: one aiohttp session per worker, many concurrent requests, every hop guarded."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from openpairs.core.status import Status, http_status
+from openpairs.net.config import FetchConfig, FetchResult
+from openpairs.net.guard import AddressPolicy, BlockedAddressError, GuardedResolver, parse_ip
+from openpairs.net.optout import opted_out
+from openpairs.net.retry import HostHealth, backoff_seconds, retry_after_seconds, should_retry
+
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+SCHEMES = frozenset({"http", "https"})
+
+
+class Fetcher:
+    """Fetches URLs with deadlines, a size cap, manual redirects, retries and the address guard."""
+
+    def __init__(self, config: FetchConfig) -> None:
+        self.config = config
+        allow = config.allow_addresses + _mirror_addresses(config.mirror)
+        self.policy = AddressPolicy(allow=allow, allow_private=config.allow_private_addresses)
+        self.health = HostHealth(config.host_max_failures, config.host_cooldown)
+        self.rng = random.Random(config.seed)
+        self.headers = {"User-Agent": config.user_agent(), "Accept": "image/*,*/*;q=0.8"}
+        self._session: aiohttp.ClientSession | None = None
+        self._robots: Any = None
+
+    async def __aenter__(self) -> Fetcher:
+        connector = aiohttp.TCPConnector(
+            limit=self.config.connections,
+            limit_per_host=self.config.per_host,
+            ttl_dns_cache=self.config.dns_cache_seconds,
+            resolver=GuardedResolver(self.policy),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
+        if self.config.respect_robots_txt:
+            from openpairs.net.robots import RobotsCache
+
+            self._robots = RobotsCache(self)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def fetch(self, url: str) -> FetchResult:
+        """Fetch one URL; never raises for anything the network or the server does."""
+        try:
+            parsed = URL(url)
+        except (ValueError, TypeError) as exc:
+            return FetchResult(Status.INVALID_URL, error=f"unparsable URL: {exc}")
+        if parsed.scheme not in SCHEMES or not parsed.host:
+            return FetchResult(Status.INVALID_URL, error=f"not an http(s) URL with a host: {url[:200]}")
+        try:
+            async with asyncio.timeout(self.config.deadline):
+                if self._robots is not None:
+                    refusal = await self._robots.refusal(parsed)
+                    if refusal is not None:
+                        return refusal
+                return await self.follow(parsed, check_optout=True)
+        except TimeoutError:
+            return FetchResult(Status.TIMEOUT, error=f"URL deadline of {self.config.deadline:g}s passed")
+
+    async def follow(self, url: URL, check_optout: bool, max_bytes: int | None = None) -> FetchResult:
+        """Fetch `url`, following at most `max_redirects` redirects, each hop checked again."""
+        attempts = 0
+        for hop in range(self.config.max_redirects + 1):
+            result = await self._with_retries(url, check_optout, max_bytes or self.config.max_bytes)
+            attempts += result.attempts
+            result.redirects, result.attempts = hop, attempts
+            if result.location is None:
+                return result
+            try:
+                url = URL(result.location)
+            except ValueError:
+                return FetchResult(Status.INVALID_URL, error="bad redirect location", redirects=hop)
+            if url.scheme not in SCHEMES or not url.host:
+                return FetchResult(
+                    Status.INVALID_URL, error=f"redirect to {result.location[:200]}", redirects=hop
+                )
+        return FetchResult(
+            Status.TOO_MANY_REDIRECTS,
+            error=f"more than {self.config.max_redirects} redirects",
+            attempts=attempts,
+        )
+
+    async def _with_retries(self, url: URL, check_optout: bool, max_bytes: int) -> FetchResult:
+        host = url.host or ""
+        loop = asyncio.get_running_loop()
+        result = FetchResult(Status.CONNECTION_ERROR)
+        for attempt in range(self.config.retries + 1):
+            if self.health.blocked(host, loop.time()):
+                last = self.health.last_status(host)
+                return FetchResult(last, error="host backed off after repeated failures", attempts=attempt)
+            wait = self.health.wait_for(host, loop.time())
+            if wait > self.config.retry_after_cap:
+                return FetchResult(
+                    http_status(429), error=f"host asked to wait {wait:.0f}s", attempts=attempt
+                )
+            if wait > 0:
+                await asyncio.sleep(wait)
+            result = await self._once(url, check_optout, max_bytes)
+            result.attempts = attempt + 1
+            self.health.record(host, result.status, loop.time())
+            if not should_retry(result.status) or attempt == self.config.retries:
+                return result
+            if result.retry_after is not None:
+                if result.retry_after > self.config.retry_after_cap:
+                    return result
+                self.health.delay(host, result.retry_after, loop.time())
+                continue
+            await asyncio.sleep(
+                backoff_seconds(attempt + 1, self.config.backoff_base, self.config.backoff_cap, self.rng)
+            )
+        return result
+
+    async def _once(self, url: URL, check_optout: bool, max_bytes: int) -> FetchResult:
+        target = mirror_url(self.config.mirror, url) if self.config.mirror else url
+        try:
+            if not self.config.mirror or parse_ip(url.host or "") is not None:
+                self.policy.check_literal(url.host or "")
+            async with asyncio.timeout(self.config.timeout):
+                return await self._request(url, target, check_optout, max_bytes)
+        except BlockedAddressError as exc:
+            return FetchResult(Status.BLOCKED_ADDRESS, error=str(exc))
+        except aiohttp.ClientConnectorError as exc:
+            blocked = _blocked_cause(exc)
+            if blocked is not None:
+                return FetchResult(Status.BLOCKED_ADDRESS, error=str(blocked))
+            return FetchResult(Status.CONNECTION_ERROR, error=f"{type(exc).__name__}: {exc}")
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            return FetchResult(Status.TIMEOUT, error=f"no complete answer within {self.config.timeout:g}s")
+        except (aiohttp.InvalidURL, ValueError, UnicodeError) as exc:
+            return FetchResult(Status.INVALID_URL, error=f"{type(exc).__name__}: {exc}")
+        except (aiohttp.ClientError, OSError) as exc:
+            return FetchResult(Status.CONNECTION_ERROR, error=f"{type(exc).__name__}: {exc}")
+
+    async def _request(self, url: URL, target: URL, check_optout: bool, max_bytes: int) -> FetchResult:
+        assert self._session is not None, "use `async with Fetcher(...)`"
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=self.config.connect_timeout, sock_read=self.config.read_timeout
+        )
+        async with self._session.get(
+            target, headers=self.headers, allow_redirects=False, timeout=timeout, max_field_size=16384
+        ) as response:
+            code = response.status
+            if code in REDIRECT_CODES:
+                return self._redirect(url, target, response)
+            if not 200 <= code < 300:
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                return FetchResult(http_status(code), error=f"HTTP {code}", retry_after=retry_after)
+            if check_optout:
+                directive = opted_out(
+                    response.headers.getall("X-Robots-Tag", []),
+                    self.config.opt_out_directives,
+                    self.config.agents(),
+                )
+                if directive:
+                    return FetchResult(Status.OPTED_OUT, error=f"X-Robots-Tag: {directive}")
+            mime = response.headers.get("Content-Type", "")
+            if (response.content_length or 0) > max_bytes:
+                return FetchResult(Status.BODY_TOO_LARGE, error=f"Content-Length {response.content_length}")
+            body = await _read_capped(response, max_bytes)
+            if body is None:
+                return FetchResult(Status.BODY_TOO_LARGE, error=f"body over {max_bytes} bytes")
+            return FetchResult(Status.OK, body=body, mime=mime)
+
+    def _redirect(self, url: URL, target: URL, response: aiohttp.ClientResponse) -> FetchResult:
+        location = response.headers.get("Location")
+        if not location:
+            return FetchResult(http_status(response.status), error="redirect without Location")
+        absolute = target.join(URL(location))
+        if self.config.mirror:
+            absolute = unmirror_url(self.config.mirror, absolute) or url.join(URL(location))
+        return FetchResult(Status.OK, location=str(absolute))
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past `limit` bytes (the rest is never read)."""
+    if response.content_length is not None:
+        return await response.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _blocked_cause(exc: BaseException) -> BlockedAddressError | None:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, BlockedAddressError):
+            return seen
+        seen = getattr(seen, "os_error", None) or seen.__cause__
+    return None
+
+
+def mirror_url(mirror: str, url: URL) -> URL:
+    """Where `url` is fetched from a mirror: `{mirror}/{scheme}/{host[:port]}{path}?{query}`."""
+    authority = url.raw_host or ""
+    if url.explicit_port is not None:
+        authority += f":{url.explicit_port}"
+    return URL(f"{mirror.rstrip('/')}/{url.scheme}/{authority}{url.raw_path_qs}", encoded=True)
+
+
+def unmirror_url(mirror: str, url: URL) -> URL | None:
+    """The original URL of a mirror URL, or None when `url` is not under the mirror."""
+    prefix = mirror.rstrip("/") + "/"
+    text = str(url)
+    if not text.startswith(prefix):
+        return None
+    scheme, _, rest = text[len(prefix) :].partition("/")
+    if scheme not in SCHEMES or not rest:
+        return None
+    return URL(f"{scheme}://{rest}", encoded=True)
+
+
+def _mirror_addresses(mirror: str) -> tuple[str, ...]:
+    if not mirror:
+        return ()
+    host = URL(mirror).host or ""
+    if host == "localhost":
+        return ("127.0.0.1", "::1")
+    address = parse_ip(host)
+    if address is None:
+        raise ValueError(f"--mirror must name its host by IP address (it is implicitly allowed): {mirror}")
+    return (str(address),)
