@@ -1,0 +1,151 @@
+"""`openpairs index`: build, tune and save faiss indexes plus the memory-mapped metadata file."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+
+from openpairs.index import tune
+from openpairs.index.choose import IndexChoice, choose_index
+from openpairs.index.metadata import write_metadata
+from openpairs.index.sources import EmbeddingStore, IndexInputError, Sources, discover
+
+# progress(phase, done, total): phase "train" (total 0 = unknown), "add" or "metadata"
+Progress = Callable[[str, int, int], None]
+INDEX_JSON = "index.json"
+METADATA_FILE = "metadata.arrow"
+TRAIN_POINTS_PER_LIST = 40
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Settings of `openpairs index`."""
+
+    memory_budget: int = 4 * 1024**3
+    target_recall: float = 0.95
+    text: bool = False
+    tune_queries: int = 1000
+    k: int = 10
+    threads: int = 0  # 0: faiss default (all cores)
+    factory: str | None = None  # force a faiss factory string instead of the automatic choice
+
+
+def _noop(phase: str, done: int, total: int) -> None:
+    return None
+
+
+def train_and_add(
+    store: EmbeddingStore, choice: IndexChoice, progress: Progress, seed: int = 0
+) -> faiss.Index:
+    """Create the index, train it on a sample and add every vector in chunks."""
+    index = faiss.index_factory(store.dim, choice.factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        progress("train", 0, 0)
+        wanted = max(choice.nlist * TRAIN_POINTS_PER_LIST, 20_000)
+        rng = np.random.default_rng(seed)
+        ids = np.sort(rng.choice(store.count, size=min(wanted, store.count), replace=False))
+        ivf = faiss.extract_index_ivf(index)
+        ivf.cp.niter = 10
+        index.train(store.take(ids))
+        progress("train", 1, 1)
+    progress("add", 0, store.count)
+    for start, stop in store.chunks():
+        index.add(store.rows(start, stop))
+        progress("add", stop, store.count)
+    return index
+
+
+def build_one(
+    store: EmbeddingStore, config: IndexConfig, progress: Progress
+) -> tuple[faiss.Index, dict[str, Any]]:
+    """Build and tune one modality's index; returns it with its index.json entry."""
+    choice = choose_index(store.count, store.dim, config.memory_budget)
+    if config.factory:
+        param = "nprobe" if "IVF" in config.factory else "efSearch" if "HNSW" in config.factory else None
+        nlist = int(config.factory.split(",")[0][3:]) if config.factory.startswith("IVF") else 0
+        choice = IndexChoice(config.factory, param, 0, nlist)
+    started = time.perf_counter()
+    index = train_and_add(store, choice, progress)
+    build_seconds = time.perf_counter() - started
+    progress("tune", 0, 0)
+    queries = tune.sample_queries(store, config.tune_queries)
+    k = min(config.k, store.count)
+    truth = tune.exact_knn(store, queries, k)
+    tuned = tune.tune(index, choice.param, queries, truth, config.target_recall)
+    latency = tune.latency_ms(index, queries, k)
+    progress("tune", 1, 1)
+    entry = {
+        **asdict(choice),
+        "count": store.count,
+        "dim": store.dim,
+        "value": tuned["value"],
+        f"recall_at_{k}": tuned["recall"],
+        "target_recall": config.target_recall,
+        "sweep": tuned["sweep"],
+        **latency,
+        "build_seconds": round(build_seconds, 3),
+        "tune_queries": len(queries),
+    }
+    return index, entry
+
+
+def dataset_clip_model(root: str) -> dict[str, Any]:
+    """The CLIP model recorded in DIR/config.json (its `clip` section), if any."""
+    path = os.path.join(root, "config.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    section = config.get("clip", config.get("stages", {}).get("clip", {})) if isinstance(config, dict) else {}
+    keys = ("model", "pretrained", "checkpoint")
+    return {k: section[k] for k in keys if isinstance(section, dict) and section.get(k) is not None}
+
+
+def build_index(root: str, out: str, config: IndexConfig, progress: Progress = _noop) -> dict[str, Any]:
+    """Index the embeddings under `root` into `out`; writes index.json last and returns it."""
+    if config.threads > 0:
+        faiss.omp_set_num_threads(config.threads)
+    sources = discover(root)
+    os.makedirs(out, exist_ok=True)
+    manifest: dict[str, Any] = {
+        "version": 1,
+        "layout": sources.layout,
+        "root": os.path.abspath(root),
+        "metadata": METADATA_FILE,
+        "clip": dataset_clip_model(root),
+        "indices": {},
+    }
+    tmp = os.path.join(out, METADATA_FILE + ".tmp")
+    manifest["count"] = write_metadata(sources, tmp, lambda n: progress("metadata", n, 0))
+    os.replace(tmp, os.path.join(out, METADATA_FILE))
+    for modality in ("image", "text") if config.text else ("image",):
+        files = sources.npy_files(modality)
+        store = EmbeddingStore(files)
+        if store.count != manifest["count"]:
+            raise IndexInputError(f"{store.count} {modality} vectors but {manifest['count']} metadata rows")
+        index, entry = build_one(store, config, progress)
+        entry["file"] = f"{modality}.index"
+        entry["embeddings"] = [os.path.relpath(f, out) for f in files]
+        faiss.write_index(index, os.path.join(out, entry["file"] + ".tmp"))
+        os.replace(os.path.join(out, entry["file"] + ".tmp"), os.path.join(out, entry["file"]))
+        manifest["indices"][modality] = entry
+    _write_json(os.path.join(out, INDEX_JSON), manifest)
+    return manifest
+
+
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def sources_of(root: str) -> Sources:
+    """The embedding shards `build_index` would read (for a dry run)."""
+    return discover(root)

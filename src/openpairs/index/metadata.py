@@ -1,0 +1,92 @@
+"""id -> metadata as one uncompressed Arrow IPC file, read back memory-mapped (no rows held in RAM)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from openpairs.index.sources import IndexInputError, Shard, Sources, open_embeddings
+
+# LAION column spellings -> the names the index uses.
+RENAMES = {"URL": "url", "TEXT": "caption", "NSFW": "nsfw", "WIDTH": "width", "HEIGHT": "height"}
+DOWNLOAD_COLUMNS = ("url", "caption", "width", "height")
+
+
+def _normalise(table: pa.Table) -> pa.Table:
+    names = [
+        RENAMES.get(n, n) if RENAMES.get(n, n) not in table.column_names else n for n in table.column_names
+    ]
+    return table.rename_columns(names)
+
+
+def _openpairs_rows(shard: Shard) -> pa.Table:
+    """A clip shard's scores joined by key to url/caption/width/height from the download parquet."""
+    scores = pq.read_table(shard.rows)
+    if shard.extra is None:
+        return scores
+    wanted = ["key", *(c for c in DOWNLOAD_COLUMNS if c in pq.read_schema(shard.extra).names)]
+    downloads = pq.read_table(shard.extra, columns=wanted)
+    position = pc.index_in(scores["key"], value_set=downloads["key"])
+    for name in wanted[1:]:
+        scores = scores.append_column(name, pc.take(downloads[name], position))
+    return scores
+
+
+def shard_tables(sources: Sources) -> Iterator[pa.Table]:
+    """The metadata of each shard, in id order, checked against its embedding row count."""
+    for shard in sources.shards:
+        table = _openpairs_rows(shard) if sources.layout == "openpairs" else pq.read_table(shard.rows)
+        table = _normalise(table)
+        rows = open_embeddings(shard.image).shape[0]
+        if table.num_rows != rows:
+            raise IndexInputError(
+                f"{shard.rows} has {table.num_rows} rows but {shard.image} has {rows} vectors"
+            )
+        yield table
+
+
+def write_metadata(sources: Sources, path: str, progress: Callable[[int], None] | None = None) -> int:
+    """Write all shards' metadata to one Arrow file at `path`; returns the row count."""
+    schemas = [_normalise(pq.read_schema(s.rows).empty_table()).schema for s in sources.shards]
+    if sources.layout == "openpairs":
+        schemas = [_normalise(_openpairs_rows(sources.shards[0]).slice(0, 0)).schema]
+    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    total = 0
+    with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, schema) as writer:
+        for table in shard_tables(sources):
+            for name in schema.names:
+                if name not in table.column_names:
+                    table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
+            writer.write_table(table.select(schema.names).cast(schema), max_chunksize=65536)
+            total += table.num_rows
+            if progress is not None:
+                progress(table.num_rows)
+    return total
+
+
+class Metadata:
+    """Memory-mapped metadata rows, looked up by id."""
+
+    def __init__(self, path: str) -> None:
+        self.source = pa.memory_map(path, "r")
+        self.table = ipc.open_file(self.source).read_all()
+        self.columns = self.table.column_names
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def rows(self, ids: np.ndarray | list[int], columns: list[str] | None = None) -> list[dict[str, Any]]:
+        """The rows of `ids` (all in range), as dicts of plain Python values."""
+        names = [c for c in (columns or self.columns) if c in self.columns]
+        taken = self.table.select(names).take(pa.array(np.asarray(ids, dtype=np.int64)))
+        return taken.to_pylist()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Release the memory map."""
+        self.source.close()

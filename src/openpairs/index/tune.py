@@ -1,0 +1,98 @@
+"""Exact ground truth, recall@k, search-parameter tuning and single-query latency."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faiss
+import numpy as np
+
+from openpairs.index.sources import EmbeddingStore
+
+SWEEPS = {
+    "nprobe": (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512),
+    "efSearch": (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024),
+}
+REFINE_K_FACTOR = 4
+
+
+def sample_queries(store: EmbeddingStore, count: int, seed: int = 0, noise: float = 0.3) -> np.ndarray:
+    """Held-out-style queries: random stored vectors moved off the data by `noise` (norm), renormalised."""
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(store.count, size=min(count, store.count), replace=False))
+    base = store.take(ids)
+    jitter = rng.standard_normal(base.shape).astype(np.float32) * (noise / np.sqrt(store.dim))
+    queries = base + jitter
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return np.ascontiguousarray(queries, dtype=np.float32)
+
+
+def exact_knn(store: EmbeddingStore, queries: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the exact top-k by inner product, streaming the store chunk by chunk."""
+    heap = faiss.ResultHeap(len(queries), k, keep_max=True)
+    for start, stop in store.chunks(131072):
+        distances, ids = faiss.knn(
+            queries, store.rows(start, stop), min(k, stop - start), faiss.METRIC_INNER_PRODUCT
+        )
+        if ids.shape[1] < k:
+            pad = k - ids.shape[1]
+            distances = np.pad(distances, ((0, 0), (0, pad)), constant_values=-np.inf)
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+        heap.add_result(np.ascontiguousarray(distances), np.ascontiguousarray(ids + start))
+    heap.finalize()
+    return heap.I  # type: ignore[no-any-return]
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean fraction of the true top-k ids present in the found top-k."""
+    k = truth.shape[1]
+    hits = sum(len(set(f[:k].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
+    return hits / float(truth.size)
+
+
+def set_param(index: faiss.Index, name: str | None, value: int) -> None:
+    """Set nprobe / efSearch (and the refinement factor for refined indexes)."""
+    space = faiss.ParameterSpace()
+    if isinstance(index, faiss.IndexRefine):
+        space.set_index_parameter(index, "k_factor", REFINE_K_FACTOR)
+    if name is not None:
+        space.set_index_parameter(index, name, value)
+
+
+def tune(
+    index: faiss.Index, param: str | None, queries: np.ndarray, truth: np.ndarray, target: float
+) -> dict[str, Any]:
+    """Smallest sweep value reaching `target` recall@k; the sweep's best if none does."""
+    k = truth.shape[1]
+    if param is None:
+        found = index.search(queries, k)[1]
+        return {"param": None, "value": None, "recall": recall_at_k(found, truth), "sweep": []}
+    sweep: list[dict[str, float]] = []
+    for value in SWEEPS[param]:
+        if param == "nprobe" and value > index_nlist(index):
+            break
+        set_param(index, param, value)
+        recall = recall_at_k(index.search(queries, k)[1], truth)
+        sweep.append({"value": value, "recall": recall})
+        if recall >= target:
+            break
+    best = next((s for s in sweep if s["recall"] >= target), max(sweep, key=lambda s: s["recall"]))
+    set_param(index, param, int(best["value"]))
+    return {"param": param, "value": int(best["value"]), "recall": best["recall"], "sweep": sweep}
+
+
+def index_nlist(index: faiss.Index) -> int:
+    """The IVF list count of an (optionally refined) IVF index."""
+    ivf = faiss.extract_index_ivf(index)
+    return int(ivf.nlist)
+
+
+def latency_ms(index: faiss.Index, queries: np.ndarray, k: int = 10, repeat: int = 200) -> dict[str, float]:
+    """p50 / p99 of single-query search latency in milliseconds."""
+    times = []
+    for i in range(min(repeat, len(queries))):
+        started = time.perf_counter()
+        index.search(queries[i : i + 1], k)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
