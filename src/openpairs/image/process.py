@@ -1,0 +1,133 @@
+"""Check, decode, convert, resize and encode one downloaded image body."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from openpairs.core.status import Status
+from openpairs.image.config import FORMATS, ImageConfig, ImageRejected, ProcessedImage
+from openpairs.image.geometry import Plan, plan
+from openpairs.image.probe import SWAPPING_ORIENTATIONS, Header, check_header, open_header
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_MIME = {"jpg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
+
+
+@dataclass
+class Decoded:
+    """A decoded RGB image (maybe DCT-reduced), its displayed original size and source format."""
+
+    image: Image.Image
+    original_width: int
+    original_height: int
+    format: str
+    plan: Plan
+
+
+def _draft(header: Header, target: tuple[int, int]) -> None:
+    """Ask libjpeg for reduced-size DCT decoding at the largest scale still >= target."""
+    if header.format not in ("JPEG", "MPO"):
+        return
+    width, height = target
+    if header.orientation in SWAPPING_ORIENTATIONS:
+        width, height = height, width
+    header.image.draft(None, (width, height))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB: alpha composited on white, 16-bit scaled to 8, CMYK/palette converted."""
+    if image.mode in _SIXTEEN_BIT:
+        array = np.asarray(image).astype(np.uint32) >> 8
+        image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGB", rgba.size, (255, 255, 255))
+        white.paste(rgba, mask=rgba.getchannel("A"))
+        return white
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def decode(body: bytes, config: ImageConfig) -> Decoded:
+    """Header checks, then decode the first frame to RGB (DCT-reduced when the plan shrinks a lot)."""
+    header = open_header(body)
+    check_header(header, config)
+    todo = plan(header.width, header.height, config)
+    if config.keep_original:
+        _draft(header, (1, 1))  # validation only: the smallest DCT scale still decodes every block
+    elif todo.resize:
+        _draft(header, todo.resize)
+    try:
+        header.image.load()
+        image = header.image
+        if header.orientation in _TRANSPOSE:
+            image = image.transpose(_TRANSPOSE[header.orientation])
+        image = to_rgb(image)
+    except Image.DecompressionBombError as err:
+        raise ImageRejected(Status.TOO_LARGE, str(err)) from err
+    except Exception as err:  # truncated data, corrupt streams, decoder errors
+        raise ImageRejected(Status.DECODE_ERROR, f"cannot decode: {type(err).__name__}: {err}") from err
+    return Decoded(image, header.width, header.height, header.format, todo)
+
+
+def apply_plan(image: Image.Image, todo: Plan, config: ImageConfig) -> Image.Image:
+    """Resize (area-like downscale, Lanczos upscale), centre-crop and pad an RGB image."""
+    if todo.resize and image.size != todo.resize:
+        shrinking = todo.resize[0] < image.size[0]
+        if shrinking:
+            image = image.resize(todo.resize, Image.Resampling.BICUBIC, reducing_gap=2.0)
+        else:
+            image = image.resize(todo.resize, Image.Resampling.LANCZOS)
+    if todo.crop:
+        image = image.crop(todo.crop)
+    if todo.pad:
+        left, top, width, height = todo.pad
+        canvas = Image.new("RGB", (width, height), config.border_color)
+        canvas.paste(image, (left, top))
+        image = canvas
+    return image
+
+
+def encode(image: Image.Image, config: ImageConfig) -> bytes:
+    """Encode an RGB image as jpg, webp or png at the configured quality."""
+    buffer = io.BytesIO()
+    if config.encode_format == "jpg":
+        image.save(buffer, "JPEG", quality=config.encode_quality)
+    elif config.encode_format == "webp":
+        image.save(buffer, "WEBP", quality=config.encode_quality)
+    else:
+        level = config.encode_quality if config.encode_quality <= 9 else 6
+        image.save(buffer, "PNG", compress_level=level)
+    return buffer.getvalue()
+
+
+def process_image(body: bytes, config: ImageConfig) -> ProcessedImage:
+    """Check and convert one downloaded body; raises ImageRejected (too_small, too_large, bad_size,
+    decode_error)."""
+    if body and len(body) < config.min_bytes:
+        raise ImageRejected(Status.TOO_SMALL, f"{len(body)} bytes < min_bytes {config.min_bytes}")
+    decoded = decode(body, config)
+    digest = hashlib.sha256(body).hexdigest()
+    width, height = decoded.original_width, decoded.original_height
+    if config.keep_original:
+        ext, mime = FORMATS[decoded.format]
+        return ProcessedImage(body, ext, mime, width, height, width, height, digest)
+    image = apply_plan(decoded.image, decoded.plan, config)
+    data = encode(image, config)
+    ext = config.encode_format
+    return ProcessedImage(data, ext, _MIME[ext], image.width, image.height, width, height, digest)
