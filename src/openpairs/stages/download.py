@@ -1,0 +1,254 @@
+"""The download stage: candidate rows -> fetched, checked, resized images in webdataset shards.
+
+`run_shard` reads one input shard, fetches its URLs concurrently (net/), converts images (image/) in a
+thread, and writes `shards/<i>.tar` (key order, fixed metadata) and `shards/<i>.parquet` (one row per
+input row, kept or not) atomically. The runner writes `<i>_stats.json` last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from openpairs.core.schemas import CANDIDATE_SCHEMA
+from openpairs.core.stats import ShardStats
+from openpairs.core.status import Status, is_transient
+from openpairs.image.config import ImageConfig
+from openpairs.io import commit
+from openpairs.io import fs as ofs
+from openpairs.net.config import FetchConfig
+from openpairs.net.optout import DEFAULT_DIRECTIVES
+from openpairs.stages import download_write as dw
+from openpairs.stages.inputs import InputSpec, normalise
+from openpairs.stages.runner import ShardTask
+
+STAGE = "download"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """Every download option: input columns, fetching, image checks/conversion, shard layout."""
+
+    # input
+    input_format: str = ""
+    url_col: str = ""
+    caption_col: str = ""
+    save_additional_columns: tuple[str, ...] = ()
+    shard_size: int = 10_000
+    # fetching (net.FetchConfig)
+    connections: int = 128
+    per_host: int = 16
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    timeout: float = 20.0
+    deadline: float = 90.0
+    max_bytes: int = 16 * 1024 * 1024
+    max_redirects: int = 5
+    retries: int = 2
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    retry_after_cap: float = 30.0
+    host_max_failures: int = 8
+    host_cooldown: float = 30.0
+    dns_cache_seconds: int = 300
+    user_agent_token: str = ""
+    opt_out_directives: tuple[str, ...] = DEFAULT_DIRECTIVES
+    respect_robots_txt: bool = False
+    allow_addresses: tuple[str, ...] = ()
+    allow_private_addresses: bool = False
+    mirror: str = ""
+    seed: int = 0
+    # images (image.ImageConfig)
+    image_size: int = 256
+    resize_mode: str = "border"
+    upscale: bool = False
+    encode_format: str = "jpg"
+    encode_quality: int = 95
+    min_bytes: int = 5000
+    max_pixels: int = 89_478_484
+    min_side: int = 0
+    max_aspect_ratio: float = 0.0
+    keep_original: bool = False
+    # shard
+    decode_threads: int = 1
+    retry_failed: bool = False
+
+    def __post_init__(self) -> None:
+        self.image_config()  # validate early, with the image module's messages
+        if self.connections < 1 or self.per_host < 1:
+            raise ValueError("connections and per_host must be positive")
+
+    def fetch_config(self) -> FetchConfig:
+        """The fetch settings."""
+        return _subset(FetchConfig, self)
+
+    def image_config(self) -> ImageConfig:
+        """The image settings."""
+        return _subset(ImageConfig, self)
+
+    def input_spec(self, path: str) -> InputSpec:
+        """How to read input `path`."""
+        return InputSpec(
+            path, self.input_format, self.url_col, self.caption_col, self.save_additional_columns
+        )
+
+
+def _subset(cls: type[T], config: DownloadConfig) -> T:
+    names = {f.name for f in dataclasses.fields(cls)} & {f.name for f in dataclasses.fields(config)}  # type: ignore[arg-type]
+    return cls(**{name: getattr(config, name) for name in names})
+
+
+def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
+    """Download one shard; with `retry_failed`, re-fetch only the transient rows of its previous output."""
+    started = time.perf_counter()
+    stats = ShardStats(stage=STAGE, shard=task.index)
+    inputs = read_input_shard(task.inputs[0], config)
+    keys: list[str] = [str(k) for k in inputs.column("key").to_pylist()]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"input shard {task.inputs[0]} has duplicate keys")
+    spool = dw.Spool()
+    try:
+        outcomes, todo = _previous(config, task, keys, spool)
+        urls: list[str | None] = inputs.column("url").to_pylist()
+        fetched = _run_async(_fetch_rows(config, [(i, keys[i], urls[i]) for i in todo], spool, stats))
+        for i, outcome in fetched.items():
+            outcomes[i] = outcome
+        final = [o if o is not None else dw.Outcome(Status.CONNECTION_ERROR, "not fetched") for o in outcomes]
+        table = dw.output_table(inputs, final)
+        write_started = time.perf_counter()
+        dw.write_tar(task.paths.file("tar"), dw.tar_members(table, final, spool))
+        commit.write_parquet_atomic(table, task.paths.file("parquet"))
+        stats.time("write", time.perf_counter() - write_started)
+    finally:
+        spool.close()
+    for outcome in final:
+        stats.count(outcome.status)
+        if outcome.status != Status.OK and outcome.error:
+            stats.error(f"{outcome.status}: {outcome.error}")
+    stats.bump("fetched", len(todo))
+    stats.time("total", time.perf_counter() - started)
+    return stats
+
+
+def read_input_shard(path: str, config: DownloadConfig) -> pa.Table:
+    """An input shard with every candidate column (missing ones null) and the extra columns asked for."""
+    with ofs.open_file(path, "rb") as handle:
+        raw = pq.read_table(handle)
+    if raw.schema.names[: len(CANDIDATE_SCHEMA)] == CANDIDATE_SCHEMA.names and "key" in raw.column_names:
+        extras = [n for n in raw.column_names if n not in CANDIDATE_SCHEMA.names]
+        if set(extras) <= set(config.save_additional_columns):
+            return raw  # already normalised by planning
+    spec = InputSpec(path, "parquet", "url", "caption", config.save_additional_columns)
+    table = normalise(raw, spec)
+    return table.set_column(0, "key", raw.column("key").cast(pa.string()))
+
+
+def _previous(
+    config: DownloadConfig, task: ShardTask, keys: list[str], spool: dw.Spool
+) -> tuple[list[dw.Outcome | None], list[int]]:
+    """Outcomes kept from the shard's previous output (retry mode) and the row positions to fetch."""
+    outcomes: list[dw.Outcome | None] = [None] * len(keys)
+    parquet = task.paths.file("parquet")
+    if not config.retry_failed or not ofs.exists(parquet):
+        return outcomes, list(range(len(keys)))
+    with ofs.open_file(parquet, "rb") as handle:
+        old = {
+            row["key"]: row for row in pq.read_table(handle, columns=["key", *dw.DOWNLOAD_NAMES]).to_pylist()
+        }
+    keep = {k for k, row in old.items() if not is_transient(row["status"])}
+    exts = dw.read_tar_into(task.paths.file("tar"), {k for k in keep if old[k]["status"] == Status.OK}, spool)
+    todo = []
+    for i, key in enumerate(keys):
+        row = old.get(key)
+        lost = row is not None and row["status"] == Status.OK and key not in exts
+        if key not in keep or lost:
+            todo.append(i)
+            continue
+        fields = {name: row[name] for name in dw.DOWNLOAD_NAMES} if row else {}
+        outcomes[i] = dw.Outcome(**fields, ext=exts.get(key))
+    return outcomes, todo
+
+
+def _run_async(coro: Any) -> Any:
+    """Run a coroutine on uvloop when it is installed."""
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but optional at runtime
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
+async def _fetch_rows(
+    config: DownloadConfig, rows: list[tuple[int, str, str | None]], spool: dw.Spool, stats: ShardStats
+) -> dict[int, dw.Outcome]:
+    """Fetch and convert `rows` ((position, key, url)) with `connections` concurrent workers."""
+    from openpairs.net.fetch import Fetcher
+
+    outcomes: dict[int, dw.Outcome] = {}
+    if not rows:
+        return outcomes
+    pending = iter(rows)
+    image_config = config.image_config()
+    with ThreadPoolExecutor(max(1, config.decode_threads), thread_name_prefix="decode") as pool:
+        async with Fetcher(config.fetch_config()) as fetcher:
+
+            async def worker() -> None:
+                for position, key, url in pending:
+                    outcomes[position] = await _one(fetcher, pool, image_config, key, url, spool, stats)
+
+            await asyncio.gather(*(worker() for _ in range(min(config.connections, len(rows)))))
+    return outcomes
+
+
+async def _one(
+    fetcher: Any,
+    pool: ThreadPoolExecutor,
+    image_config: ImageConfig,
+    key: str,
+    url: str | None,
+    spool: dw.Spool,
+    stats: ShardStats,
+) -> dw.Outcome:
+    """Fetch, check and convert one URL; every failure is an Outcome, never an exception."""
+    from openpairs.image import ImageRejected, process_image
+
+    if not url:
+        return dw.Outcome(Status.INVALID_URL, "missing URL")
+    result = await fetcher.fetch(url)
+    stats.bump("retries", max(0, result.attempts - 1 - result.redirects))
+    stats.bump("redirects", result.redirects)
+    if result.status != Status.OK or result.body is None:
+        return dw.Outcome(result.status, result.error or None)
+    stats.bump("bytes_downloaded", len(result.body))
+    try:
+        image = await asyncio.get_running_loop().run_in_executor(
+            pool, process_image, result.body, image_config
+        )
+    except ImageRejected as rejected:
+        return dw.Outcome(str(rejected.status), rejected.reason, bytes=len(result.body))
+    except Exception as exc:  # a decoder bug on one body must not sink the shard
+        return dw.Outcome(Status.DECODE_ERROR, f"{type(exc).__name__}: {exc}", bytes=len(result.body))
+    spool.put(key, image.data)
+    return dw.Outcome(
+        Status.OK,
+        None,
+        image.width,
+        image.height,
+        image.original_width,
+        image.original_height,
+        image.sha256,
+        len(result.body),
+        image.mime,
+        image.ext,
+    )

@@ -1,0 +1,93 @@
+"""Planning download shards: `candidates/` keep their shards and keys; other inputs are cut and keyed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import pyarrow as pa
+
+from openpairs.core.keys import mint_key
+from openpairs.io import commit
+from openpairs.io import fs as ofs
+from openpairs.stages.inputs import InputSpec, iter_rows
+from openpairs.stages.runner import ShardTask
+
+STAGE = "shards"
+INPUTS_DIR = "_inputs"
+PLAN_FILE = "_plan.json"
+
+
+def candidates_dir(path: str) -> str | None:
+    """The candidates folder `path` names (DIR or DIR/candidates from `openpairs extract`), else None."""
+    for folder in (ofs.join(path, "candidates"), path):
+        files = ofs.list_files(folder, ".parquet")
+        if files and all(_shard_index(f) is not None for f in files) and _has_keys(files[0]):
+            return folder
+    return None
+
+
+def plan_tasks(spec: InputSpec, out: str, shard_size: int) -> list[ShardTask]:
+    """One task per input shard; non-candidate inputs are first cut into keyed parquet shards (once)."""
+    folder = candidates_dir(spec.path) if not spec.input_format else None
+    if folder is not None:
+        files = ofs.list_files(folder, ".parquet")
+        return [ShardTask(STAGE, int(_shard_index(f) or 0), (f,), out) for f in files]
+    inputs = ofs.join(out, STAGE, INPUTS_DIR)
+    plan_path = ofs.join(inputs, PLAN_FILE)
+    wanted = {"spec": asdict(spec), "shard_size": shard_size}
+    if ofs.exists(plan_path):
+        plan = json.loads(ofs.read_text(plan_path))
+        if plan.get("spec") == wanted["spec"] and plan.get("shard_size") == shard_size:
+            return _tasks(out, inputs, int(plan["shards"]))
+    count = 0
+    for index, table in enumerate(cut_shards(spec, shard_size)):
+        commit.write_parquet_atomic(table, ofs.join(inputs, f"{commit.shard_name(index)}.parquet"))
+        count = index + 1
+    commit.write_bytes_atomic(plan_path, json.dumps({**wanted, "shards": count}).encode("utf-8"))
+    return _tasks(out, inputs, count)
+
+
+def cut_shards(spec: InputSpec, shard_size: int) -> Iterator[pa.Table]:
+    """Tables of `shard_size` rows (the last may be shorter) with minted keys, streamed from the input."""
+    if shard_size < 1:
+        raise ValueError(f"shard size must be positive, got {shard_size}")
+    pending: list[pa.Table] = []
+    rows = 0
+    shard = 0
+    for table in iter_rows(spec):
+        while table.num_rows:
+            take = min(shard_size - rows, table.num_rows)
+            pending.append(table.slice(0, take))
+            table = table.slice(take)
+            rows += take
+            if rows == shard_size:
+                yield _keyed(pending, shard)
+                pending, rows, shard = [], 0, shard + 1
+    if rows:
+        yield _keyed(pending, shard)
+
+
+def _keyed(parts: list[pa.Table], shard: int) -> pa.Table:
+    table = pa.concat_tables(parts).combine_chunks()
+    keys = pa.array([mint_key(shard, row) for row in range(table.num_rows)], pa.string())
+    return table.set_column(0, "key", keys)
+
+
+def _tasks(out: str, inputs: str, count: int) -> list[ShardTask]:
+    return [
+        ShardTask(STAGE, i, (ofs.join(inputs, f"{commit.shard_name(i)}.parquet"),), out) for i in range(count)
+    ]
+
+
+def _shard_index(path: str) -> int | None:
+    stem = path.rsplit("/", 1)[-1].removesuffix(".parquet")
+    return int(stem) if stem.isdigit() else None
+
+
+def _has_keys(path: str) -> bool:
+    import pyarrow.parquet as pq
+
+    with ofs.open_file(path, "rb") as handle:
+        return "key" in pq.ParquetFile(handle).schema_arrow.names
