@@ -95,8 +95,8 @@ def block_reason(address: IPAddress) -> str | None:
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
-        ("private", address.is_private),
         ("reserved", address.is_reserved or any(address in n for n in EXTRA_BLOCKED)),
+        ("private", address.is_private),
     )
     for reason, hit in checks:
         if hit:

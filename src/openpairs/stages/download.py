@@ -252,3 +252,18 @@ async def _one(
         image.mime,
         image.ext,
     )
+
+
+def reopen_transient(tasks: list[ShardTask]) -> int:
+    """For --retry-failed: un-finish done shards that have transient rows (their stats file is removed)."""
+    reopened = 0
+    for task in tasks:
+        parquet = task.paths.file("parquet")
+        if not task.paths.is_done() or not ofs.exists(parquet):
+            continue
+        with ofs.open_file(parquet, "rb") as handle:
+            statuses = pq.read_table(handle, columns=["status"]).column("status").to_pylist()
+        if any(is_transient(s or "") for s in statuses):
+            ofs.remove(task.paths.stats)
+            reopened += 1
+    return reopened
