@@ -1,0 +1,72 @@
+"""The FastAPI application: our API, clip-retrieval's API, the static web page, size caps and CORS."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from openpairs import __version__
+from openpairs.serve import api, compat
+from openpairs.serve.config import ApiError, ServeConfig
+from openpairs.serve.limits import BodyLimitMiddleware
+from openpairs.serve.service import Service
+
+STATIC = Path(__file__).parent / "static"
+LOG = logging.getLogger(__name__)
+
+
+def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
+    """Build the app for one index directory (loads the index and the CLIP model once)."""
+    service = service or Service(config)
+    app = FastAPI(
+        title="openpairs search",
+        version=__version__,
+        description="k-nearest-neighbour search over an openpairs dataset (clip-retrieval compatible).",
+    )
+    app.state.service = service
+    app.include_router(api.router(service))
+    app.include_router(compat.router(service))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> str:
+        return "ok"
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(parts)}, status_code=422)
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(config.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["*"],
+    )
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
+    return app
+
+
+def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 1234, workers_threads: int = 1) -> None:
+    """Serve with uvicorn until interrupted."""
+    import faiss
+    import uvicorn
+
+    faiss.omp_set_num_threads(max(workers_threads, 1))  # one query per request: parallelise across requests
+    app = create_app(config)
+    LOG.info("serving %s on http://%s:%d", app.state.service.name, host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,48 @@
+"""The loaded index and query encoder behind every endpoint, and the search call they share."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from openpairs.index.search import Filters, SearchIndex
+from openpairs.serve.config import ApiError, ServeConfig
+from openpairs.serve.encode import QueryEncoder
+
+
+class Service:
+    """One served index: its name, the SearchIndex and the QueryEncoder."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.index = SearchIndex(config.index_dir)
+        self.name = config.name or _default_name(config.index_dir, self.index.manifest)
+        self.encoder = QueryEncoder(config, self.index)
+
+    def check_index(self, name: str | None) -> None:
+        """404 unless `name` is None or this index's name."""
+        if name is not None and name != self.name:
+            raise ApiError(404, f"unknown index {name!r}; available: [{self.name!r}]")
+
+    def check_modality(self, modality: Any) -> str:
+        """The modality if it was indexed, else a 4xx naming what exists."""
+        if modality not in ("image", "text"):
+            raise ApiError(422, f"modality must be 'image' or 'text', not {modality!r}")
+        if modality not in self.index.indexes:
+            raise ApiError(404, f"no {modality} index: build it with `openpairs index --text`")
+        return str(modality)
+
+    async def search(
+        self, vector: np.ndarray, modality: str, k: int, filters: Filters
+    ) -> list[dict[str, Any]]:
+        """Top-k filtered results for one query vector (runs in the thread pool)."""
+        return await run_in_threadpool(self.index.search, vector, modality, k, filters)
+
+
+def _default_name(index_dir: str, manifest: dict[str, Any]) -> str:
+    """The dataset directory's name (the parent of DIR/index), or the index directory's own name."""
+    root = manifest.get("root") or os.path.dirname(os.path.abspath(index_dir))
+    return os.path.basename(os.path.normpath(root)) or "openpairs"
