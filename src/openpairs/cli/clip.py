@@ -1,0 +1,154 @@
+"""`openpairs clip DIR`: CLIP embeddings, similarity, NSFW tag, punsafe, aesthetic, pwatermark, dedup."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt
+
+ModelOpt = Annotated[
+    str | None, typer.Option("--clip-model", help="open_clip architecture [default: ViT-B-32]")
+]
+PretrainedOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--clip-pretrained", help="open_clip pretrained tag [default: openai]; 'none' with a checkpoint"
+    ),
+]
+CheckpointOpt = Annotated[
+    str | None, typer.Option("--clip-checkpoint", help="local weights file for --clip-model")
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="images per batch (0: 256 on CUDA, 32 on CPU)")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0: all cores)")]
+Int8Opt = Annotated[bool, typer.Option("--cpu-int8", help="dynamic int8 quantisation on CPU")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N]")]
+WatermarkOpt = Annotated[
+    str | None,
+    typer.Option("--watermark-checkpoint", help="LAION watermark_model_v1.pt (else pwatermark is null)"),
+]
+DedupOpt = Annotated[
+    bool, typer.Option("--image-dedup", help="pHash + near-duplicate groups (cosine >= 0.95)")
+]
+TextEncoderOpt = Annotated[
+    str | None, typer.Option("--text-encoder", help="clip or multilingual [default: from the preset]")
+]
+MultiOpt = Annotated[
+    str | None, typer.Option("--multilingual-model", help="sentence-transformers name or local directory")
+]
+
+
+def clip(
+    out: Annotated[str, typer.Argument(help="build output directory with shards/ from the download stage")],
+    clip_model: ModelOpt = None,
+    clip_pretrained: PretrainedOpt = None,
+    clip_checkpoint: CheckpointOpt = None,
+    batch_size: BatchOpt = 0,
+    threads: ThreadsOpt = 0,
+    cpu_int8: Int8Opt = False,
+    device: DeviceOpt = "auto",
+    watermark_checkpoint: WatermarkOpt = None,
+    image_dedup: DedupOpt = False,
+    text_encoder: TextEncoderOpt = None,
+    multilingual_model: MultiOpt = None,
+    preset: PresetOpt = "laion400m",
+    executor: ExecutorOpt = "local",
+    workers: Annotated[int, typer.Option("--workers", help="worker processes (each loads the model)")] = 1,
+    ray_address: RayAddressOpt = None,
+) -> None:
+    """Score every downloaded sample of DIR/shards into DIR/clip (parquet + img_emb/ + text_emb/)."""
+    from rich.console import Console
+
+    from openpairs.cli.common import executor_config, print_result, stage_progress
+    from openpairs.presets import stage_config
+    from openpairs.stages.clip import ClipConfig, preload, run_shard, shard_tasks
+    from openpairs.stages.runner import run_stage
+
+    console = Console(stderr=True)
+    overrides: dict[str, Any] = {
+        "model": clip_model,
+        "pretrained": _pretrained(clip_pretrained, clip_checkpoint),
+        "checkpoint": clip_checkpoint,
+        "batch_size": batch_size,
+        "threads": threads,
+        "cpu_int8": cpu_int8,
+        "device": device,
+        "watermark_checkpoint": watermark_checkpoint,
+        "image_dedup": image_dedup,
+        "text_encoder": text_encoder,
+        "multilingual_model": multilingual_model,
+    }
+    try:
+        config = stage_config(ClipConfig, "clip", preset, **overrides)
+        preload(config)  # fail fast with a clear message; reused by an in-process worker
+    except (ValueError, RuntimeError) as error:
+        console.print(f"[red]clip: {error}")
+        raise typer.Exit(code=2) from error
+    tasks = shard_tasks(out)
+    if not tasks:
+        console.print(f"[red]clip: no download shards (shards/<i>.parquet) under {out}")
+        raise typer.Exit(code=2)
+    _announce(console, config)
+    _record_config(out, config)
+    with stage_progress("clip") as progress:
+        result = run_stage(
+            run_shard,
+            config,
+            tasks,
+            executor_config(executor, workers, ray_address),
+            progress,
+            {"num_cpus": 1},
+        )
+    if config.image_dedup and result.ok:
+        from openpairs.stages.clip_dedup import global_dup_groups
+
+        rows = global_dup_groups(out, config.dedup_threshold)
+        console.print(
+            f"image dedup: dataset-wide groups over {rows:,} images -> {out}/clip/dup_groups.parquet"
+        )
+    print_result("clip", result)
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+def _pretrained(tag: str | None, checkpoint: str | None) -> str | None:
+    if tag is not None and tag.lower() in ("none", ""):
+        return ""  # an explicit "no tag" (empty string survives stage_config's None filtering)
+    return tag
+
+
+def _announce(console: Any, config: Any) -> None:
+    """Say once per run which annotations will be null and why."""
+    from openpairs.models.heads import HEADS_BY_MODEL, base_architecture
+
+    if config.model == "openpairs-tiny-random":
+        console.print(
+            "[bold yellow]WARNING: openpairs-tiny-random has RANDOM weights: all scores are meaningless"
+        )
+    entry = HEADS_BY_MODEL.get(base_architecture(config.model))
+    if entry is None or entry[0] is None:
+        console.print(f"note: no LAION NSFW head for {config.model}: punsafe will be null")
+    if entry is None:
+        console.print(f"note: no LAION aesthetic head for {config.model}: aesthetic will be null")
+    if not config.watermark_checkpoint:
+        console.print("note: no --watermark-checkpoint: pwatermark will be null")
+
+
+def _record_config(out: str, config: Any) -> None:
+    """Merge the resolved clip config into DIR/config.json (its `clip` section)."""
+    import dataclasses
+    import json
+
+    from openpairs.io import commit
+    from openpairs.io import fs as ofs
+
+    path = ofs.join(out, "config.json")
+    current = json.loads(ofs.read_text(path)) if ofs.exists(path) else {}
+    current["clip"] = dataclasses.asdict(config)
+    commit.write_bytes_atomic(path, json.dumps(current, indent=1, default=list).encode("utf-8"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the clip command to the app."""
+    app.command("clip")(clip)

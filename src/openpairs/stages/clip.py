@@ -1,0 +1,274 @@
+"""Clip stage: CLIP embeddings, image-caption similarity and LAION annotations, one download shard at a time.
+
+Input: `shards/<i>.parquet` (one row per candidate, with `status`) and `shards/<i>.tar`. Output: one row per
+downloaded sample (download status ok), in download-parquet order, in `clip/<i>.parquet`, with the rows of
+`clip/img_emb/<i>.npy` and `clip/text_emb/<i>.npy` (float16, L2-normalised; an all-zero row where the image
+or the caption is missing) aligned with it. Candidates that were not downloaded have no row here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from openpairs.core.schemas import CLIP_SCHEMA
+from openpairs.core.stats import ShardStats
+from openpairs.core.status import Status
+from openpairs.io import commit
+from openpairs.io import fs as ofs
+from openpairs.models.clip import ClipModelSpec
+from openpairs.models.multilingual import MULTILINGUAL_MODEL
+from openpairs.models.nsfw_tags import NEUTRAL_PROMPTS, SEXUAL_PROMPTS, tag_nsfw
+from openpairs.stages import clip_io
+from openpairs.stages.clip_dedup import dup_groups
+from openpairs.stages.clip_models import WorkerModels, worker_models
+from openpairs.stages.runner import ShardTask
+
+STAGE = "clip"
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """Clip stage settings (preset defaults: see presets.PRESETS['*']['clip'])."""
+
+    model: str = "ViT-B-32"
+    pretrained: str | None = "openai"
+    checkpoint: str | None = None
+    device: str = "auto"
+    threads: int = 0
+    cpu_int8: bool = False
+    batch_size: int = 0  # 0: 256 on CUDA, 32 on CPU
+    decode_threads: int = 0  # 0: number of cores
+    text_encoder: str = "clip"  # "clip" or "multilingual" (non-English captions, LAION-5B)
+    multilingual_model: str = MULTILINGUAL_MODEL
+    english_codes: tuple[str, ...] = ("en",)
+    watermark_checkpoint: str | None = None
+    image_dedup: bool = False
+    dedup_threshold: float = 0.95
+    nsfw_neutral_prompts: tuple[str, ...] = NEUTRAL_PROMPTS
+    nsfw_sexual_prompts: tuple[str, ...] = SEXUAL_PROMPTS
+
+    def __post_init__(self) -> None:
+        if self.text_encoder not in ("clip", "multilingual"):
+            raise ValueError(f"text_encoder must be 'clip' or 'multilingual', not {self.text_encoder!r}")
+
+    @property
+    def spec(self) -> ClipModelSpec:
+        """The CLIP model to load."""
+        return ClipModelSpec(
+            self.model, self.pretrained, self.checkpoint, self.device, self.threads, self.cpu_int8
+        )
+
+
+def output_schema() -> Any:
+    """The clip parquet schema: the contract columns plus status, phash and dup_group."""
+    import pyarrow as pa
+
+    extra = [("status", pa.string()), ("phash", pa.string()), ("dup_group", pa.string())]
+    return pa.schema(list(CLIP_SCHEMA) + [pa.field(n, t) for n, t in extra])
+
+
+def preload(config: ClipConfig) -> WorkerModels:
+    """Load (once per process) every model the config needs; raises a clear error if one cannot load."""
+    return worker_models(
+        config.spec,
+        (config.nsfw_neutral_prompts, config.nsfw_sexual_prompts),
+        config.watermark_checkpoint,
+        config.multilingual_model if config.text_encoder == "multilingual" else None,
+    )
+
+
+def run_shard(config: ClipConfig, task: ShardTask) -> ShardStats:
+    """Score one download shard; writes the clip parquet and both embedding files atomically."""
+    stats = ShardStats(stage=STAGE, shard=task.index)
+    tar_path, parquet_path = task.inputs
+    rows = clip_io.read_downloaded_rows(parquet_path, stats)
+    started = time.perf_counter()
+    models = preload(config)
+    stats.time("load_models", time.perf_counter() - started)
+    images = _embed_images(config, models, tar_path, rows, stats)
+    started = time.perf_counter()
+    text_emb, has_text = _embed_captions(config, models, rows)
+    stats.time("text", time.perf_counter() - started)
+    table = _annotate(config, models, rows, images, text_emb, has_text, stats)
+    _write(task, table, images.emb, text_emb)
+    return stats
+
+
+@dataclass
+class ShardImages:
+    """Per-row image results of a shard (rows in ShardRows order)."""
+
+    emb: np.ndarray
+    has_image: np.ndarray
+    decode_error: np.ndarray
+    pwatermark: np.ndarray
+    phash: list[str | None]
+
+
+def _embed_images(
+    config: ClipConfig, models: WorkerModels, tar_path: str, rows: clip_io.ShardRows, stats: ShardStats
+) -> ShardImages:
+    n, position = len(rows.keys), rows.position
+    out = ShardImages(
+        emb=clip_io.zeros(n, models.clip.dim),
+        has_image=np.zeros(n, dtype=bool),
+        decode_error=np.zeros(n, dtype=bool),
+        pwatermark=np.full(n, np.nan, dtype=np.float32),
+        phash=[None] * n,
+    )
+    if n == 0:
+        return out
+    on_gpu = models.clip.device.startswith("cuda")
+    batch_size = config.batch_size or (256 if on_gpu else 32)
+    workers = config.decode_threads or max(2, os.cpu_count() or 2)
+    size = models.clip.model.visual.image_size
+    pre = clip_io.Preprocessors(
+        clip=models.clip.preprocess,
+        clip_size=int(size[0] if isinstance(size, tuple | list) else size),
+        watermark=_watermark_transform() if models.watermark else None,
+        phash=config.image_dedup,
+    )
+    images = ((k, b) for k, b in clip_io.iter_tar_images(tar_path) if _listed(k, position, stats))
+    started = time.perf_counter()
+    for batch in clip_io.decoded_batches(images, pre, batch_size, workers):
+        _score_batch(models, batch, position, out, stats)
+    stats.time("images", time.perf_counter() - started)
+    return out
+
+
+def _listed(key: str, position: dict[str, int], stats: ShardStats) -> bool:
+    if key in position:
+        return True
+    stats.bump("tar_images_not_in_parquet")
+    return False
+
+
+def _watermark_transform() -> Any:
+    from openpairs.models.watermark import watermark_transform
+
+    return watermark_transform()
+
+
+def _score_batch(
+    models: WorkerModels,
+    batch: clip_io.ImageBatch,
+    position: dict[str, int],
+    out: ShardImages,
+    stats: ShardStats,
+) -> None:
+    for key, decoded in zip(batch.keys, batch.decoded, strict=True):
+        if decoded.error is not None:
+            out.decode_error[position[key]] = True
+            stats.error(f"decode_error: {decoded.error}")
+    good = batch.good()
+    if not good:
+        return
+    rows = [position[batch.keys[i]] for i in good]
+    out.emb[rows] = models.clip.encode_images(clip_io.stack([batch.decoded[i].clip for i in good]))
+    out.has_image[rows] = True
+    if models.watermark is not None:
+        out.pwatermark[rows] = models.watermark.score(
+            clip_io.stack([batch.decoded[i].watermark for i in good])
+        )
+    for i, row in zip(good, rows, strict=True):
+        out.phash[row] = batch.decoded[i].phash
+    stats.bump("images_embedded", len(rows))
+
+
+def _embed_captions(
+    config: ClipConfig, models: WorkerModels, rows: clip_io.ShardRows
+) -> tuple[np.ndarray, np.ndarray]:
+    """Caption embeddings (zero rows for empty captions); multilingual encoder for non-English ones."""
+    n = len(rows.keys)
+    emb = clip_io.zeros(n, models.clip.dim)
+    has_text = np.array([bool(c.strip()) for c in rows.captions], dtype=bool)
+    english = np.array([lang in config.english_codes for lang in rows.languages], dtype=bool)
+    use_multi = models.multilingual is not None
+    groups = [(has_text & (english | (not use_multi)), models.clip.encode_text)]
+    if models.multilingual is not None:
+        groups.append((has_text & ~english, models.multilingual.encode_text))
+    batch = max(config.batch_size or 64, 1) * 4
+    for mask, encode in groups:
+        index = np.flatnonzero(mask)
+        for start in range(0, len(index), batch):
+            part = index[start : start + batch]
+            emb[part] = encode([rows.captions[i] for i in part])
+    return emb, has_text
+
+
+def _annotate(
+    config: ClipConfig,
+    models: WorkerModels,
+    rows: clip_io.ShardRows,
+    images: ShardImages,
+    text_emb: np.ndarray,
+    has_text: np.ndarray,
+    stats: ShardStats,
+) -> Any:
+    import pyarrow as pa
+
+    both = images.has_image & has_text
+    similarity = np.where(both, np.sum(images.emb * text_emb, axis=1, dtype=np.float64), -1.0)
+    statuses = [_row_status(i, images, has_text) for i in range(len(rows.keys))]
+    for status in statuses:
+        stats.count(status)
+    null = ~images.has_image
+    groups = (
+        dup_groups(rows.keys, images.emb, images.has_image, config.dedup_threshold)
+        if config.image_dedup
+        else None
+    )
+    columns = {
+        "key": pa.array(rows.keys, pa.string()),
+        "similarity": pa.array(similarity, pa.float64()),
+        "punsafe": _head_column(models.punsafe, images.emb, null),
+        "nsfw": pa.array(
+            tag_nsfw(images.emb, models.prompt_emb, models.sexual, images.has_image), pa.string()
+        ),
+        "pwatermark": pa.array(images.pwatermark, pa.float32(), mask=np.isnan(images.pwatermark)),
+        "aesthetic": _head_column(models.aesthetic, images.emb, null),
+        "status": pa.array(statuses, pa.string()),
+        "phash": pa.array(images.phash if config.image_dedup else [None] * len(rows.keys), pa.string()),
+        "dup_group": pa.array(groups if groups is not None else [None] * len(rows.keys), pa.string()),
+    }
+    return pa.table(columns, schema=output_schema())
+
+
+def _row_status(i: int, images: ShardImages, has_text: np.ndarray) -> str:
+    if not images.has_image[i]:
+        return Status.DECODE_ERROR if images.decode_error[i] else Status.MISSING_IMAGE
+    return Status.OK if has_text[i] else Status.EMPTY_CAPTION
+
+
+def _head_column(head: Any, emb: np.ndarray, null: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    if head is None:
+        return pa.nulls(len(emb), pa.float32())
+    values = head(emb) if len(emb) else np.zeros(0, dtype=np.float32)
+    return pa.array(values.astype(np.float32), pa.float32(), mask=null)
+
+
+def _write(task: ShardTask, table: Any, img: np.ndarray, txt: np.ndarray) -> None:
+    for subdir, emb in (("img_emb", img), ("text_emb", txt)):
+        buffer = io.BytesIO()
+        np.save(buffer, emb.astype(np.float16))
+        commit.write_bytes_atomic(task.paths.file("npy", subdir), buffer.getvalue())
+    commit.write_parquet_atomic(table, task.paths.file("parquet"))
+
+
+def shard_tasks(out: str) -> list[ShardTask]:
+    """One task per download shard (`shards/<i>.parquet` with its tar) under `out`."""
+    tasks = []
+    for path in ofs.list_files(ofs.join(out, "shards"), ".parquet"):
+        stem = path.rsplit("/", 1)[-1].removesuffix(".parquet")
+        if stem.isdigit():
+            tar = path.removesuffix(".parquet") + ".tar"
+            tasks.append(ShardTask(stage=STAGE, index=int(stem), inputs=(tar, path), out=out))
+    return tasks

@@ -1,0 +1,173 @@
+"""Clip stage input: the downloaded rows of a shard, and its tar's images decoded in parallel threads.
+
+Decoding (PIL, with JPEG draft-mode downscaling) and preprocessing run in a thread pool one batch ahead
+of inference, so the CPU or GPU never waits for JPEG decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import tarfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from openpairs.core.stats import ShardStats
+from openpairs.core.status import Status
+from openpairs.io import fs as ofs
+
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp"})
+PREFETCH_BATCHES = 2
+
+
+@dataclass
+class ShardRows:
+    """The rows of a download shard that were downloaded (status ok), in parquet order."""
+
+    keys: list[str]
+    captions: list[str]
+    languages: list[str]
+
+    @property
+    def position(self) -> dict[str, int]:
+        """key -> row index."""
+        return {key: i for i, key in enumerate(self.keys)}
+
+
+def read_downloaded_rows(parquet_path: str, stats: ShardStats) -> ShardRows:
+    """Rows with download status ok; the others are only counted (`not_downloaded` counter)."""
+    import pyarrow.parquet as pq
+
+    with ofs.open_file(parquet_path, "rb") as handle:
+        table = pq.read_table(handle)
+    missing = {"key", "status", "caption"} - set(table.column_names)
+    if missing:
+        raise ValueError(
+            f"{parquet_path} is not a download-stage parquet: missing column(s) {sorted(missing)}"
+        )
+    status = table.column("status").to_pylist()
+    keep = [i for i, s in enumerate(status) if s == Status.OK]
+    stats.bump("not_downloaded", len(status) - len(keep))
+    keys = table.column("key").to_pylist()
+    captions = table.column("caption").to_pylist()
+    langs = table.column("language").to_pylist() if "language" in table.column_names else [""] * len(keys)
+    return ShardRows(
+        keys=[str(keys[i]) for i in keep],
+        captions=[captions[i] or "" for i in keep],
+        languages=[langs[i] or "" for i in keep],
+    )
+
+
+def iter_tar_images(tar_path: str) -> Iterator[tuple[str, bytes]]:
+    """(key, encoded image bytes) for every image member of a webdataset tar, streaming."""
+    with ofs.open_file(tar_path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|*") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            stem, _, ext = posixpath.basename(member.name).rpartition(".")
+            if ext.lower() not in IMAGE_EXTENSIONS:
+                continue
+            data = tar.extractfile(member)
+            if data is not None:
+                yield stem, data.read()
+
+
+@dataclass
+class Decoded:
+    """One decoded image: CLIP input, optional watermark input and pHash, or the decode error."""
+
+    clip: Any = None
+    watermark: Any = None
+    phash: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Preprocessors:
+    """What to compute per image: CLIP preprocessing (+ watermark input, + pHash)."""
+
+    clip: Callable[[Any], Any]
+    clip_size: int
+    watermark: Callable[[Any], Any] | None = None
+    phash: bool = False
+
+
+def decode_one(data: bytes, pre: Preprocessors) -> Decoded:
+    """Decode and preprocess one image; any failure becomes `Decoded.error`."""
+    from PIL import Image
+
+    try:
+        opened = Image.open(io.BytesIO(data))
+        target = max(pre.clip_size, 256 if pre.watermark else 0)
+        if opened.format == "JPEG":
+            opened.draft("RGB", (target, target))  # DCT-domain downscale, still >= target
+        image = opened.convert("RGB")
+        out = Decoded(clip=pre.clip(image))
+        if pre.watermark is not None:
+            out.watermark = pre.watermark(image)
+        if pre.phash:
+            import imagehash
+
+            out.phash = str(imagehash.phash(image))
+        return out
+    except Exception as exc:
+        return Decoded(error=re.sub(r" ?<[^>]* at 0x[0-9a-f]+>", "", f"{type(exc).__name__}: {exc}")[:200])
+
+
+@dataclass
+class ImageBatch:
+    """A decoded batch: keys, per-key Decoded, and the stacked CLIP/watermark inputs of the good ones."""
+
+    keys: list[str]
+    decoded: list[Decoded]
+
+    def good(self) -> list[int]:
+        """Positions that decoded."""
+        return [i for i, d in enumerate(self.decoded) if d.error is None]
+
+
+def decoded_batches(
+    images: Iterator[tuple[str, bytes]], pre: Preprocessors, batch_size: int, workers: int
+) -> Iterator[ImageBatch]:
+    """Batches of decoded images, decoding up to PREFETCH_BATCHES batches ahead in `workers` threads."""
+    pending: deque[tuple[list[str], list[Future[Decoded]]]] = deque()
+    with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="clip-decode") as pool:
+        for chunk in _chunks(images, batch_size):
+            pending.append(([k for k, _ in chunk], [pool.submit(decode_one, data, pre) for _, data in chunk]))
+            if len(pending) > PREFETCH_BATCHES:
+                yield _collect(*pending.popleft())
+        while pending:
+            yield _collect(*pending.popleft())
+
+
+def _collect(keys: list[str], futures: list[Future[Decoded]]) -> ImageBatch:
+    return ImageBatch(keys=keys, decoded=[f.result() for f in futures])
+
+
+def _chunks(items: Iterator[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
+    chunk: list[tuple[str, bytes]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def stack(tensors: list[Any]) -> Any:
+    """Stack preprocessed tensors into a batch."""
+    import torch
+
+    return torch.stack(tensors)
+
+
+def zeros(n: int, dim: int) -> np.ndarray:
+    """An (n, dim) float32 zero matrix (rows without an image or a caption stay zero)."""
+    return np.zeros((n, dim), dtype=np.float32)

@@ -1,0 +1,77 @@
+"""Per-worker model cache for the clip stage: each process loads its models once, on first use."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from openpairs.models.clip import ClipEncoder, ClipModelSpec, load_clip
+from openpairs.models.heads import Head, heads_for
+
+if TYPE_CHECKING:
+    from openpairs.models.multilingual import MultilingualEncoder
+    from openpairs.models.watermark import WatermarkScorer
+
+log = logging.getLogger(__name__)
+_CACHE: dict[tuple[str, Any], Any] = {}
+
+
+@dataclass
+class WorkerModels:
+    """Everything one worker needs to score a shard."""
+
+    clip: ClipEncoder
+    prompt_emb: np.ndarray
+    sexual: np.ndarray
+    punsafe: Head | None
+    aesthetic: Head | None
+    watermark: WatermarkScorer | None
+    multilingual: MultilingualEncoder | None
+
+
+def _cached(kind: str, key: Any, build: Any) -> Any:
+    if (kind, key) not in _CACHE:
+        _CACHE[(kind, key)] = build()
+    return _CACHE[(kind, key)]
+
+
+def worker_models(
+    spec: ClipModelSpec,
+    prompts: tuple[tuple[str, ...], tuple[str, ...]],
+    watermark_checkpoint: str | None,
+    multilingual_model: str | None,
+) -> WorkerModels:
+    """The models for this config, loaded once per process and reused for every shard."""
+    clip: ClipEncoder = _cached("clip", spec, lambda: load_clip(spec))
+    neutral, sexual_prompts = prompts
+    prompt_emb = _cached("prompts", (spec, prompts), lambda: clip.encode_text(list(neutral + sexual_prompts)))
+    sexual = np.array([False] * len(neutral) + [True] * len(sexual_prompts))
+    punsafe, aesthetic = heads_for(spec.model, clip.dim)
+    watermark = None
+    if watermark_checkpoint:
+        from openpairs.models.watermark import load_watermark
+
+        watermark = _cached(
+            "watermark", watermark_checkpoint, lambda: load_watermark(watermark_checkpoint, clip.device)
+        )
+    multilingual = None
+    if multilingual_model:
+        multilingual = _cached(
+            "multilingual", multilingual_model, lambda: _load_multilingual(multilingual_model, clip)
+        )
+    return WorkerModels(clip, prompt_emb, sexual, punsafe, aesthetic, watermark, multilingual)
+
+
+def _load_multilingual(name: str, clip: ClipEncoder) -> MultilingualEncoder:
+    from openpairs.models.multilingual import MultilingualModelError, load_multilingual
+
+    encoder = load_multilingual(name, clip.device)
+    if encoder.dim != clip.dim:
+        raise MultilingualModelError(
+            f"multilingual text encoder {name!r} makes {encoder.dim}-d vectors but CLIP {clip.name} makes "
+            f"{clip.dim}-d ones: it must be trained for this CLIP (LAION's is for ViT-B-32)"
+        )
+    return encoder

@@ -1,0 +1,144 @@
+"""Filter stage: apply thresholds to the clip annotations; every candidate row is kept and marked, never lost.
+
+Reads `shards/<i>.parquet` (all candidates, with `language`) and `clip/<i>.parquet`, writes
+`filter/<i>.parquet` (key, status, language, similarity, punsafe, pwatermark). Status is the first failing
+rule in this order: not_downloaded, the clip status (missing_image, decode_error, empty_caption), below_similarity, unsafe,
+watermark, near_duplicate; else ok. It is cheap, so every run recomputes all shards (no resume-skip).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from openpairs.core.stats import ShardStats
+from openpairs.core.status import Status
+from openpairs.io import commit
+from openpairs.io import fs as ofs
+from openpairs.stages.runner import Progress, ShardTask, StageResult, run_stage
+
+STAGE = "filter"
+GLOBAL_DUP_GROUPS = "dup_groups.parquet"
+_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("key", pa.string()),
+    ("status", pa.string()),
+    ("language", pa.string()),
+    ("similarity", pa.float64()),
+    ("punsafe", pa.float32()),
+    ("pwatermark", pa.float32()),
+]
+OUTPUT_SCHEMA = pa.schema(_FIELDS)
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Thresholds (preset defaults: laion400m 0.3 for all; laion5b 0.28 English, 0.26 other/no language)."""
+
+    min_similarity: float = 0.3  # captions whose language is in english_codes
+    min_similarity_other: float = 0.3  # other languages and no language ("")
+    english_codes: tuple[str, ...] = ("en",)
+    max_punsafe: float | None = None  # drop punsafe > this (null punsafe passes, counted)
+    max_pwatermark: float | None = None  # drop pwatermark > this (null passes, counted)
+    drop_duplicates: bool = False  # keep only the first member of each near-duplicate group
+
+
+def shard_tasks(out: str) -> list[ShardTask]:
+    """One task per download shard: inputs (download parquet, clip parquet, optional global dup groups)."""
+    groups = ofs.join(out, "clip", GLOBAL_DUP_GROUPS)
+    extra = (groups,) if ofs.exists(groups) else ()
+    tasks = []
+    for path in ofs.list_files(ofs.join(out, "shards"), ".parquet"):
+        stem = path.rsplit("/", 1)[-1].removesuffix(".parquet")
+        if stem.isdigit():
+            clip = ofs.join(out, "clip", f"{stem}.parquet")
+            tasks.append(ShardTask(stage=STAGE, index=int(stem), inputs=(path, clip, *extra), out=out))
+    return tasks
+
+
+def _read(path: str, columns: Sequence[str] | None = None) -> Any:
+    import pyarrow.parquet as pq
+
+    with ofs.open_file(path, "rb") as handle:
+        return pq.read_table(handle, columns=list(columns) if columns else None)
+
+
+def run_shard(config: FilterConfig, task: ShardTask) -> ShardStats:
+    """Mark every candidate of one shard ok or with the reason it is dropped."""
+    stats = ShardStats(stage=STAGE, shard=task.index)
+    down_path, clip_path = task.inputs[0], task.inputs[1]
+    if not ofs.exists(clip_path):
+        raise FileNotFoundError(f"{clip_path} is missing: run `openpairs clip` before `openpairs filter`")
+    down = _read(down_path).to_pydict()
+    clip = {row["key"]: row for row in _read(clip_path).to_pylist()}
+    groups = _global_groups(task.inputs[2]) if len(task.inputs) > 2 else None
+    out: dict[str, list[Any]] = {name: [] for name in OUTPUT_SCHEMA.names}
+    for key, language in zip(down["key"], down.get("language", [""] * len(down["key"])), strict=True):
+        row = clip.get(key)
+        status = _decide(config, row, language or "", groups, stats)
+        stats.count(status)
+        for name, value in (("key", key), ("status", status), ("language", language or "")):
+            out[name].append(value)
+        for name in ("similarity", "punsafe", "pwatermark"):
+            out[name].append(row.get(name) if row else None)
+    commit.write_parquet_atomic(pa.table(out, schema=OUTPUT_SCHEMA), task.paths.file("parquet"))
+    return stats
+
+
+def _global_groups(path: str) -> dict[str, str]:
+    table = _read(path, ["key", "dup_group"])
+    return dict(zip(table.column("key").to_pylist(), table.column("dup_group").to_pylist(), strict=True))
+
+
+def _decide(
+    config: FilterConfig,
+    row: dict[str, Any] | None,
+    language: str,
+    groups: dict[str, str] | None,
+    stats: ShardStats,
+) -> str:
+    """The status of one candidate: the first rule it fails, else ok."""
+    if row is None:
+        return Status.NOT_DOWNLOADED
+    if row.get("status", Status.OK) != Status.OK:
+        return str(row["status"])
+    threshold = config.min_similarity if language in config.english_codes else config.min_similarity_other
+    if row["similarity"] < threshold:
+        return Status.BELOW_SIMILARITY
+    if config.max_punsafe is not None and _exceeds(row.get("punsafe"), config.max_punsafe, "punsafe", stats):
+        return Status.UNSAFE
+    if config.max_pwatermark is not None and _exceeds(
+        row.get("pwatermark"), config.max_pwatermark, "pwatermark", stats
+    ):
+        return Status.WATERMARK
+    if config.drop_duplicates:
+        group = groups.get(row["key"]) if groups is not None else row.get("dup_group")
+        if group is None:
+            stats.bump("dup_group_missing")
+        elif group != row["key"]:
+            return Status.NEAR_DUPLICATE
+    return Status.OK
+
+
+def _exceeds(value: float | None, limit: float, name: str, stats: ShardStats) -> bool:
+    if value is None or np.isnan(value):
+        stats.bump(f"{name}_missing")
+        return False
+    return value > limit
+
+
+def run_filter(
+    out: str, config: FilterConfig, executor: Any, progress: Progress | None = None
+) -> StageResult[FilterConfig]:
+    """Recompute every filter shard with `config` (previous results are replaced, not skipped)."""
+    tasks = shard_tasks(out)
+    for task in tasks:
+        ofs.remove(task.paths.stats)
+    if tasks:
+        settings = json.dumps(asdict(config), indent=1).encode("utf-8")
+        commit.write_bytes_atomic(ofs.join(out, STAGE, "filter_config.json"), settings)
+    return run_stage(run_shard, config, tasks, executor, progress)
