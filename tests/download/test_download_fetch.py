@@ -38,9 +38,12 @@ def test_redirect_hop_to_another_loopback_address_is_refused(image_server: Image
     elsewhere = f"http://127.0.0.2:{image_server.port}/img/webp"
     direct, redirected, metadata = fetch_all(
         local(),
-        [image_server.url("/img/webp"), image_server.url(f"/redirect-to?url={elsewhere}"),
-         image_server.url("/redirect-to?url=http://169.254.169.254/latest/meta-data/")],
-    )  # fmt: skip
+        [
+            image_server.url("/img/webp"),
+            image_server.url(f"/redirect-to?url={elsewhere}"),
+            image_server.url("/redirect-to?url=http://169.254.169.254/latest/meta-data/"),
+        ],
+    )
     assert direct.status == "ok" and direct.body == fixture_bytes("webp")
     assert redirected.status == "blocked_address" and "127.0.0.2" in redirected.error
     assert metadata.status == "blocked_address" and "link-local" in metadata.error
@@ -49,8 +52,13 @@ def test_redirect_hop_to_another_loopback_address_is_refused(image_server: Image
 def test_guard_without_allowance_refuses_loopback_before_any_request(image_server: ImageServer) -> None:
     image_server.reset_counts()
     port = image_server.port
-    urls = [image_server.url("/img/webp"), f"http://localhost:{port}/img/webp", f"http://2130706433:{port}/img/webp",
-            f"http://0177.0.0.1:{port}/img/webp", f"http://[::ffff:127.0.0.1]:{port}/img/webp"]  # fmt: skip
+    urls = [
+        image_server.url("/img/webp"),
+        f"http://localhost:{port}/img/webp",
+        f"http://2130706433:{port}/img/webp",
+        f"http://0177.0.0.1:{port}/img/webp",
+        f"http://[::ffff:127.0.0.1]:{port}/img/webp",
+    ]
     results = fetch_all(FetchConfig(**FAST), urls)  # type: ignore[arg-type]
     assert [r.status for r in results[:2]] == ["blocked_address"] * 2
     assert all(r.status in ("blocked_address", "invalid_url") for r in results)
@@ -84,9 +92,13 @@ def test_retries_transient_errors_but_not_404(image_server: ImageServer) -> None
     image_server.reset_counts()
     flaky, throttled, missing, server_error = fetch_all(
         local(retries=2),
-        [image_server.url("/flaky?id=f1"), image_server.url("/retry-after/2?id=r1"),
-         image_server.url("/status/404"), image_server.url("/status/503")],
-    )  # fmt: skip
+        [
+            image_server.url("/flaky?id=f1"),
+            image_server.url("/retry-after/2?id=r1"),
+            image_server.url("/status/404"),
+            image_server.url("/status/503"),
+        ],
+    )
     assert flaky.status == "ok" and flaky.attempts == 2
     assert throttled.status == "ok" and throttled.attempts == 3  # waited Retry-After: 1 twice
     assert missing.status == "http_404" and image_server.count("/status/404") == 1

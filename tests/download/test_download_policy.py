@@ -61,9 +61,18 @@ def test_backoff_grows_and_is_capped() -> None:
 
 @pytest.mark.parametrize(
     ("status", "retry"),
-    [("timeout", True), ("connection_error", True), ("http_503", True), ("http_429", True), ("http_408", True),
-     ("http_404", False), ("http_403", False), ("decode_error", False), ("ok", False)],
-)  # fmt: skip
+    [
+        ("timeout", True),
+        ("connection_error", True),
+        ("http_503", True),
+        ("http_429", True),
+        ("http_408", True),
+        ("http_404", False),
+        ("http_403", False),
+        ("decode_error", False),
+        ("ok", False),
+    ],
+)
 def test_what_is_retried(status: str, retry: bool) -> None:
     assert should_retry(status) is retry
 
