@@ -1,0 +1,80 @@
+"""report: the HTML page opens in headless Chromium with every plot loaded; the card has its YAML header."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from openpairs.report import build_report
+from tests.fixtures.pipeline_dir import PipelineDir, make_pipeline_dir
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+IMAGES_JS = "els => els.map(e => ({src: e.getAttribute('src'), ok: e.complete && e.naturalWidth > 0}))"
+WARNING = "similarities computed with random weights are meaningless"
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineDir:
+    return make_pipeline_dir(tmp_path_factory.mktemp("report"))
+
+
+def _check_page(html: Path) -> dict[str, object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (make system-deps)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(html.as_uri())
+            page.wait_for_load_state("load")
+            images = page.eval_on_selector_all("img", IMAGES_JS)
+            banner = page.inner_text(".warning") if page.query_selector(".warning") else ""
+            text = page.inner_text("body")
+        finally:
+            browser.close()
+    return {"images": images, "banner": banner, "text": text}
+
+
+def test_page_loads_every_plot_and_shows_the_warning(pipeline: PipelineDir) -> None:
+    result = build_report(str(pipeline.root), warnings=(WARNING,), title="tiny")
+    seen = _check_page(Path(result.html))
+    images = seen["images"]
+    assert isinstance(images, list) and len(images) == len(result.plots) >= 8
+    assert all(image["ok"] for image in images), images
+    assert WARNING in str(seen["banner"])
+    text = str(seen["text"])
+    for expected in ("candidates", "downloaded", "kept", "Number with height or width >= 1024", "http_404"):
+        assert expected in text
+
+
+def test_missing_stages_show_no_data(pipeline: PipelineDir, tmp_path: Path) -> None:
+    root = tmp_path / "partial"
+    shutil.copytree(pipeline.root / "extract", root / "extract")
+    result = build_report(str(root))
+    assert result.data is not None and result.data.samples is None
+    assert [s.count for s in result.data.funnel] == [32, None, None, None]
+    html = Path(result.html).read_text()
+    assert html.count("no data") >= 5
+    seen = _check_page(Path(result.html))
+    assert all(image["ok"] for image in seen["images"])  # type: ignore[attr-defined]
+
+
+def test_card_yaml_header_and_tables(pipeline: PipelineDir) -> None:
+    result = build_report(str(pipeline.root), warnings=(WARNING,), title="tiny")
+    card = Path(result.card).read_text()
+    assert card.startswith("---\n")
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert header["pretty_name"] == "tiny" and header["size_categories"] == ["n<1K"]
+    assert header["language"] == ["de", "en", "fr"]
+    assert f"> **Warning:** {WARNING}" in card
+    assert "| kept | 18 | 56.2% | 75.0% |" in card
+    lines = [line for line in card.splitlines() if line.startswith("| Number")]
+    rows = dict(line.strip("| ").split(" | ")[:2] for line in lines)
+    assert rows["Number of unique samples"] == "18"
+    either, both = (int(rows[f"Number with height {op} width >= 1024"]) for op in ("or", "and"))
+    assert either > both > 0
