@@ -19,6 +19,8 @@ from tests.fixtures.webserver import ImageServer, image_server_fixture
 
 image_server = pytest.fixture(scope="module")(image_server_fixture)
 
+Shard = tuple[Path, dict[str, str]]
+
 HOSTILE = {
     "/status/404": "http_404",
     "/status/500": "http_500",
@@ -60,7 +62,7 @@ def test_every_case_gets_its_status_and_no_other_sample_is_affected(
     assert got == expected
 
 
-def test_parquet_has_one_row_per_input_with_the_contract_columns(shard: tuple[Path, dict[str, str]]) -> None:
+def test_parquet_has_one_row_per_input_with_the_contract_columns(shard: Shard) -> None:
     out, expected = shard
     table = rows(out)
     assert len(table) == len(expected) + 1
@@ -72,7 +74,7 @@ def test_parquet_has_one_row_per_input_with_the_contract_columns(shard: tuple[Pa
             assert row["mime"] == "image/jpeg" and row["original_width"] > 0
 
 
-def test_stats_account_for_every_row(shard: tuple[Path, dict[str, str]]) -> None:
+def test_stats_account_for_every_row(shard: Shard) -> None:
     out, expected = shard
     stats = ShardStats.from_dict(json.loads((out / "shards" / "00000_stats.json").read_text()))
     assert stats.is_balanced() and stats.rows_in == len(expected) + 1
@@ -80,7 +82,7 @@ def test_stats_account_for_every_row(shard: tuple[Path, dict[str, str]]) -> None
     assert stats.statuses["timeout"] == 2 and stats.statuses["opted_out"] == 2
 
 
-def test_tar_reads_back_with_webdataset(shard: tuple[Path, dict[str, str]]) -> None:
+def test_tar_reads_back_with_webdataset(shard: Shard) -> None:
     out, _ = shard
     by_key = {row["key"]: row for row in rows(out)}
     samples: list[dict[str, Any]] = list(
