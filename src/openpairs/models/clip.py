@@ -120,9 +120,13 @@ def load_clip(spec: ClipModelSpec) -> ClipEncoder:
 
 def quantize_int8(model: Any) -> Any:
     """Dynamic int8 quantisation of every Linear layer (CPU inference)."""
+    import warnings
+
     import torch
 
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices: still the CPU int8 path
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _probe_dim(model: Any) -> int:
