@@ -90,7 +90,7 @@ def apply_plan(image: Image.Image, todo: Plan, config: ImageConfig) -> Image.Ima
     if todo.resize and image.size != todo.resize:
         shrinking = todo.resize[0] < image.size[0]
         if shrinking:
-            image = image.resize(todo.resize, Image.Resampling.BICUBIC, reducing_gap=2.0)
+            image = image.resize(todo.resize, Image.Resampling.BOX)  # area averaging, like INTER_AREA
         else:
             image = image.resize(todo.resize, Image.Resampling.LANCZOS)
     if todo.crop:
