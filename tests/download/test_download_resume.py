@@ -23,8 +23,25 @@ image_server = pytest.fixture(scope="module")(image_server_fixture)
 
 def command(inp: Path, out: Path) -> list[str]:
     """`openpairs download` as a subprocess, one worker, small shards."""
-    return [sys.executable, "-m", "openpairs", "download", str(inp), "--out", str(out), "--allow-address",
-            "127.0.0.1", "--workers", "1", "--shard-size", "6", "--timeout", "5", "--min-bytes", "0"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "openpairs",
+        "download",
+        str(inp),
+        "--out",
+        str(out),
+        "--allow-address",
+        "127.0.0.1",
+        "--workers",
+        "1",
+        "--shard-size",
+        "6",
+        "--timeout",
+        "5",
+        "--min-bytes",
+        "0",
+    ]
 
 
 def shard_files(out: Path) -> dict[str, bytes]:

@@ -36,7 +36,7 @@ def plan_tasks(spec: InputSpec, out: str, shard_size: int) -> list[ShardTask]:
         return [ShardTask(STAGE, int(_shard_index(f) or 0), (f,), out) for f in files]
     inputs = ofs.join(out, STAGE, INPUTS_DIR)
     plan_path = ofs.join(inputs, PLAN_FILE)
-    wanted = {"spec": asdict(spec), "shard_size": shard_size}
+    wanted = json.loads(json.dumps({"spec": asdict(spec), "shard_size": shard_size}))
     if ofs.exists(plan_path):
         plan = json.loads(ofs.read_text(plan_path))
         if plan.get("spec") == wanted["spec"] and plan.get("shard_size") == shard_size:
