@@ -50,6 +50,7 @@ def test_redirects(image_server: ImageServer) -> None:
     assert status == 302 and headers["Location"] == "/redirect/2?image=webp"
     status, headers, _ = get(image_server, "/redirect/1?image=webp")
     assert headers["Location"] == "/img/webp"
+    assert get(image_server, "/redirect/0?image=webp")[2] == fx.webp()
     target = f"http://127.0.0.2:{image_server.port}/img/webp"
     status, headers, _ = get(image_server, f"/redirect-to?url={target}")
     assert status == 302 and headers["Location"] == target
