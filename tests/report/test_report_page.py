@@ -48,7 +48,14 @@ def test_page_loads_every_plot_and_shows_the_warning(pipeline: PipelineDir) -> N
     assert all(image["ok"] for image in images), images
     assert WARNING in str(seen["banner"])
     text = str(seen["text"])
-    for expected in ("candidates", "downloaded", "kept", "Number with height or width >= 1024", "http_404"):
+    for expected in (
+        "candidates",
+        "downloaded",
+        "kept",
+        "Number with height or width >= 1024",
+        "http_404",
+        "download",
+    ):
         assert expected in text
 
 

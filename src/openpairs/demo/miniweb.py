@@ -145,6 +145,9 @@ class _Server(ThreadingHTTPServer):
         self.requests: dict[int, int] = {}
         self._lock = threading.Lock()
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up mid-request is normal (the downloader cancels); stay quiet."""
+
     def count(self, status: int) -> None:
         with self._lock:
             self.requests[status] = self.requests.get(status, 0) + 1

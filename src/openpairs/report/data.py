@@ -74,7 +74,12 @@ class ReportData:
 
     def errors(self, limit: int = 15) -> list[tuple[str, str, int]]:
         """The most frequent error messages over all stages: (stage, message, count)."""
-        rows = [(stage, msg, n) for stage, stats in self.stages.items() for msg, n in stats.errors.items()]
+        labels = {stage_dir: label for stage_dir, label, _ in STAGES}
+        rows = [
+            (labels.get(stage, stage), msg, n)
+            for stage, stats in self.stages.items()
+            for msg, n in stats.errors.items()
+        ]
         return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))[:limit]
 
 
@@ -95,8 +100,9 @@ def funnel(stages: dict[str, ShardStats]) -> list[FunnelStep]:
         stats = stages.get(stage)
         count = stats.rows_out if stats is not None else None
         step = FunnelStep(name, count)
+        if name == "candidates":
+            first = count
         if count is not None:
-            first = count if first is None else first
             step.of_candidates = 100 * count / first if first else None
             step.of_previous = 100 * count / previous if previous else None
             previous = count
