@@ -31,7 +31,11 @@ BUCKETS = (
     (range(14, 17), "noai"),
     (range(17, 19), "redirect"),
 )
-HTML_PAGE = b"<!doctype html><html><head><title>Not an image</title></head><body>A web page.</body></html>"
+HTML_PAGE = (  # over 5 KB, like a real page, so it fails at decoding rather than at the size check
+    b"<!doctype html><html><head><title>Not an image</title></head><body>"
+    + b"<p>This address serves a web page, not the image its link promised.</p>" * 80
+    + b"</body></html>"
+)
 
 
 def outcome(url: str) -> str:
