@@ -36,11 +36,9 @@ def _webdataset_dir(path: str) -> str | None:
 
 def _export_view(directory: str, name: str, embeddings: bool) -> ShardView:
     """One webdataset export shard as a view (metadata rows are in tar order already)."""
-    import pyarrow.parquet as pq
+    from openpairs.stages.export_join import ShardView, read_parquet
 
-    from openpairs.stages.export_join import ShardView
-
-    meta = pq.read_table(ofs.join(directory, f"{name}.parquet"))
+    meta = read_parquet(ofs.join(directory, f"{name}.parquet"))
     arrays: list[np.ndarray | None] = [None, None]
     if embeddings:
         for i, kind in enumerate(("img_emb", "text_emb")):

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from openpairs.core.stats import ShardStats, merge_all
 from openpairs.io import fs as ofs
@@ -129,16 +128,16 @@ def size_table(kept: pa.Table | None) -> list[tuple[str, int]] | None:
 
 def _shard_samples(out: str, name: str) -> pa.Table:
     """One shard's downloaded samples with their scores and a `kept` flag."""
-    down = pq.read_table(ofs.join(out, join.DOWNLOAD_DIR, f"{name}.parquet"))
+    down = join.read_parquet(ofs.join(out, join.DOWNLOAD_DIR, f"{name}.parquet"))
     down = down.filter(pc.equal(down["status"], pa.scalar("ok")))
     table = down.select([c for c in SAMPLE_COLUMNS if c in down.column_names])
     clip_path = ofs.join(out, join.CLIP_DIR, f"{name}.parquet")
     if ofs.exists(clip_path):
-        clip = pq.read_table(clip_path)
+        clip = join.read_parquet(clip_path)
         table = table.join(clip.select(["key", *[c for c in SCORE_COLUMNS if c in clip.column_names]]), "key")
     filter_path = ofs.join(out, join.FILTER_DIR, f"{name}.parquet")
     if ofs.exists(filter_path):
-        filt = pq.read_table(filter_path, columns=["key", "status"])
+        filt = join.read_parquet(filter_path, columns=["key", "status"])
         ok = filt.filter(pc.equal(filt["status"], pa.scalar("ok")))["key"]
         kept = pc.is_in(table["key"], value_set=ok)
     else:

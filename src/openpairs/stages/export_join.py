@@ -54,6 +54,12 @@ CLIP_DEFAULTS: dict[str, object] = {
 }
 
 
+def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a parquet file through fsspec (so s3:// endpoints and credentials configured there apply)."""
+    with ofs.open_file(path, "rb") as handle:
+        return pq.read_table(handle, columns=columns)
+
+
 class ExportInputError(ValueError):
     """The pipeline outputs are missing or do not line up."""
 
@@ -98,10 +104,10 @@ def _check_complete(out: str, stage: str, names: list[str]) -> bool:
 
 def read_view(out: str, name: str, with_clip: bool, with_filter: bool, embeddings: bool = True) -> ShardView:
     """Join shard `name`'s download, clip and filter outputs into its kept samples."""
-    down = pq.read_table(ofs.join(out, DOWNLOAD_DIR, f"{name}.parquet"))
+    down = read_parquet(ofs.join(out, DOWNLOAD_DIR, f"{name}.parquet"))
     keep = pc.equal(down["status"], pa.scalar("ok"))
     if with_filter:
-        filt = pq.read_table(ofs.join(out, FILTER_DIR, f"{name}.parquet"), columns=["key", "status"])
+        filt = read_parquet(ofs.join(out, FILTER_DIR, f"{name}.parquet"), columns=["key", "status"])
         ok_keys = filt.filter(pc.equal(filt["status"], pa.scalar("ok")))["key"]
         keep = pc.and_(keep, pc.is_in(down["key"], value_set=ok_keys))
     kept = down.filter(keep)
@@ -125,7 +131,7 @@ def read_view(out: str, name: str, with_clip: bool, with_filter: bool, embedding
 
 def _attach_clip(out: str, name: str, kept: pa.Table) -> tuple[pa.Table, np.ndarray]:
     """Add the clip score columns to `kept`, ordered by clip row (= tar order); returns the clip rows."""
-    clip = pq.read_table(ofs.join(out, CLIP_DIR, f"{name}.parquet"))
+    clip = read_parquet(ofs.join(out, CLIP_DIR, f"{name}.parquet"))
     clip = clip.append_column("_row", pa.array(np.arange(clip.num_rows, dtype=np.int64)))
     present = [c for c in CLIP_DEFAULTS if c in clip.column_names]
     joined = kept.join(clip.select(["key", "_row", *present]), keys="key", join_type="inner")
