@@ -36,7 +36,7 @@ def export(
         f"{g or format}: {sum(n.endswith('.parquet') for n in names)} parts"
         for g, names in result.parts.items()
     )
-    Console().print(f"exported {result.samples:,} samples to {result.directory} ({groups})")
+    Console().print(f"exported {result.samples:,} samples to {result.directory} ({groups})", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

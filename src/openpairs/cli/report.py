@@ -27,7 +27,7 @@ def report(
     console = Console()
     for line in result.summary_lines():
         console.print(line)
-    console.print(f"report: {result.html}\ndataset card: {result.card}")
+    console.print(f"report: {result.html}\ndataset card: {result.card}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
