@@ -18,6 +18,7 @@ from openpairs.serve.app import create_app
 from openpairs.serve.config import ServeConfig
 from tests.fixtures.embeddings import make_dataset
 from tests.fixtures.tiny_clip import TINY_MODEL, tiny_checkpoint
+from tests.fixtures.webserver import image_server  # noqa: F401  (pytest fixture)
 
 DIM = 64  # the tiny CLIP's embedding size
 

@@ -6,7 +6,6 @@ import base64
 import io
 
 import numpy as np
-
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -40,7 +39,9 @@ def test_safe_mode_is_on_by_default(client: TestClient, dataset: Dataset) -> Non
     default = client.post("/api/search", json={"embedding": unit(dataset.images[unsafe_id]), "k": 50}).json()
     assert default["results"] and not any(is_unsafe(r) for r in default["results"])
     assert unsafe_id not in [r["id"] for r in default["results"]]
-    off = client.post("/api/search", json={"embedding": unit(dataset.images[unsafe_id]), "k": 50, "safe": False})
+    off = client.post(
+        "/api/search", json={"embedding": unit(dataset.images[unsafe_id]), "k": 50, "safe": False}
+    )
     assert off.json()["results"][0]["id"] == unsafe_id
 
 
@@ -92,7 +93,9 @@ def test_k_is_capped(client: TestClient, dataset: Dataset) -> None:
 
 def test_dedup_drops_near_identical_vectors(client: TestClient, dataset: Dataset) -> None:
     query = unit(dataset.images[0])
-    with_dedup = client.post("/api/search", json={"embedding": query, "k": 40, "safe": False}).json()["results"]
+    with_dedup = client.post("/api/search", json={"embedding": query, "k": 40, "safe": False}).json()[
+        "results"
+    ]
     ids = [r["id"] for r in with_dedup]
     vectors = dataset.images[ids]
     sims = vectors @ vectors.T

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -69,7 +70,8 @@ def build_one(
     choice = choose_index(store.count, store.dim, config.memory_budget)
     if config.factory:
         param = "nprobe" if "IVF" in config.factory else "efSearch" if "HNSW" in config.factory else None
-        nlist = int(config.factory.split(",")[0][3:]) if config.factory.startswith("IVF") else 0
+        match = re.match(r"IVF(\d+)", config.factory)
+        nlist = int(match.group(1)) if match else 0
         choice = IndexChoice(config.factory, param, 0, nlist)
     started = time.perf_counter()
     index = train_and_add(store, choice, progress)

@@ -84,7 +84,7 @@ class Metadata:
     def rows(self, ids: np.ndarray | list[int], columns: list[str] | None = None) -> list[dict[str, Any]]:
         """The rows of `ids` (all in range), as dicts of plain Python values."""
         names = [c for c in (columns or self.columns) if c in self.columns]
-        taken = self.table.select(names).take(pa.array(np.asarray(ids, dtype=np.int64)))
+        taken = self.table.select(names).take(np.asarray(ids, dtype=np.int64))
         return taken.to_pylist()  # type: ignore[no-any-return]
 
     def close(self) -> None:

@@ -85,10 +85,7 @@ class SearchIndex:
         while True:
             distances, ids = self.knn(query, modality, fetch)
             rows = self.metadata.rows(ids)
-            results = [
-                {**row, "id": int(i), "similarity": float(d)}
-                for row, i, d in zip(rows, ids, distances, strict=True)
-            ]
+            results = [_result(row, int(i), float(d)) for row, i, d in zip(rows, ids, distances, strict=True)]
             results = self._filter(results, modality, filters)
             if len(results) >= k or fetch >= MAX_FETCH or len(ids) < fetch:
                 return results[:k]
@@ -107,11 +104,14 @@ class SearchIndex:
     def _dedup(self, results: list[dict[str, Any]], modality: str) -> list[dict[str, Any]]:
         """Drop results whose URL repeats or whose embedding is near-identical to a better one."""
         seen_urls: set[str] = set()
-        results = [
-            r
-            for r in results
-            if r.get("url") is None or not (r["url"] in seen_urls or seen_urls.add(r["url"]))
-        ]
+        unique = []
+        for result in results:
+            url = result.get("url")
+            if url is None or url not in seen_urls:
+                unique.append(result)
+            if url is not None:
+                seen_urls.add(url)
+        results = unique
         store = self.stores.get(modality)
         if store is None or len(results) < 2:
             return results
@@ -125,3 +125,11 @@ class SearchIndex:
     def close(self) -> None:
         """Release the metadata memory map."""
         self.metadata.close()
+
+
+def _result(row: dict[str, Any], item: int, similarity: float) -> dict[str, Any]:
+    """A metadata row as a result: `similarity` is the query's; the dataset's becomes `clip_similarity`."""
+    result = {**row, "id": item, "similarity": similarity}
+    if "similarity" in row:
+        result["clip_similarity"] = row["similarity"]
+    return result

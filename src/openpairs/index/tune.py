@@ -53,11 +53,10 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
 
 def set_param(index: faiss.Index, name: str | None, value: int) -> None:
     """Set nprobe / efSearch (and the refinement factor for refined indexes)."""
-    space = faiss.ParameterSpace()
     if isinstance(index, faiss.IndexRefine):
-        space.set_index_parameter(index, "k_factor", REFINE_K_FACTOR)
+        index.k_factor = REFINE_K_FACTOR
     if name is not None:
-        space.set_index_parameter(index, name, value)
+        faiss.ParameterSpace().set_index_parameter(index, name, value)
 
 
 def tune(

@@ -118,11 +118,11 @@ class QueryEncoder:
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
         ):
             raise ApiError(422, "embedding must contain only finite numbers")
-        vector = np.asarray(values, dtype=np.float32)
+        vector = np.asarray(values, dtype=np.float64)
         norm = float(np.linalg.norm(vector))
         if norm == 0.0 or not math.isfinite(norm):
             raise ApiError(422, "embedding has zero (or overflowing) norm")
-        return vector / norm
+        return (vector / norm).astype(np.float32)
 
     def stored(self, item: int, modality: str) -> np.ndarray:
         """The stored embedding of dataset item `item` ("search by this result's image/caption")."""
