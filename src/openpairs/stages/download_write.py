@@ -92,7 +92,7 @@ def write_tar(path: str, members: Iterable[tuple[str, bytes]]) -> None:
     """Write a tar atomically with fixed metadata (mtime 0, uid 0, mode 644): reruns are byte-identical."""
     with (
         commit.atomic_open(path, "wb") as handle,
-        tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+        tarfile.open(fileobj=handle, mode="w|", format=tarfile.USTAR_FORMAT) as tar,
     ):
         for name, data in members:
             info = tarfile.TarInfo(name)
