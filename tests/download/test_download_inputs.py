@@ -142,3 +142,12 @@ def test_candidates_folder_keeps_its_shards_and_keys(tmp_path: Path) -> None:
     assert candidates_dir(str(tmp_path / "run")) == str(folder)
     (task,) = plan_tasks(InputSpec(str(tmp_path / "run")), str(tmp_path / "run"), shard_size=100)
     assert task.index == 3 and task.inputs == (str(folder / "00003.parquet"),)
+
+
+def test_fsspec_urls_are_read_through_fsspec() -> None:
+    import fsspec
+
+    with fsspec.open("memory://dl-inputs/list.jsonl.gz", "wb", compression="gzip") as handle:
+        handle.write("".join(json.dumps(r) + "\n" for r in RECORDS).encode())
+    (table,) = cut_shards(InputSpec("memory://dl-inputs/list.jsonl.gz"), 10)
+    assert table.column("url").to_pylist() == [r["url"] for r in RECORDS]

@@ -110,7 +110,6 @@ def download(
             mirror=mirror,
             retry_failed=retry_failed,
         )
-        config.fetch_config()
         tasks = plan_tasks(config.input_spec(input), out, config.shard_size)
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from error

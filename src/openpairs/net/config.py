@@ -37,6 +37,15 @@ class FetchConfig:
     mirror: str = ""  # fetch `{mirror}/{scheme}/{host}{path}?{query}` instead of the URL itself
     seed: int = 0  # jitter seed
 
+    def __post_init__(self) -> None:
+        from openpairs.net.fetch import mirror_addresses
+        from openpairs.net.guard import AddressPolicy
+
+        AddressPolicy(allow=self.allow_addresses)  # a bad --allow-address fails here, clearly
+        mirror_addresses(self.mirror)
+        if self.max_redirects < 0 or self.retries < 0 or self.max_bytes < 1:
+            raise ValueError("max_redirects and retries must be >= 0 and max_bytes positive")
+
     def user_agent(self) -> str:
         """The User-Agent header: names openpairs and its URL, plus the user's token."""
         token = f"; {self.user_agent_token}" if self.user_agent_token else ""

@@ -25,7 +25,7 @@ class Fetcher:
 
     def __init__(self, config: FetchConfig) -> None:
         self.config = config
-        allow = config.allow_addresses + _mirror_addresses(config.mirror)
+        allow = config.allow_addresses + mirror_addresses(config.mirror)
         self.policy = AddressPolicy(allow=allow, allow_private=config.allow_private_addresses)
         self.health = HostHealth(config.host_max_failures, config.host_cooldown)
         self.rng = random.Random(config.seed)
@@ -232,10 +232,14 @@ def unmirror_url(mirror: str, url: URL) -> URL | None:
     return URL(f"{scheme}://{rest}", encoded=True)
 
 
-def _mirror_addresses(mirror: str) -> tuple[str, ...]:
+def mirror_addresses(mirror: str) -> tuple[str, ...]:
+    """The addresses a mirror origin is reached at (allowed implicitly); a clear error for a bad one."""
     if not mirror:
         return ()
-    host = URL(mirror).host or ""
+    url = URL(mirror)
+    if url.scheme not in SCHEMES:
+        raise ValueError(f"--mirror must be an http(s) URL, got {mirror!r}")
+    host = url.host or ""
     if host == "localhost":
         return ("127.0.0.1", "::1")
     address = parse_ip(host)

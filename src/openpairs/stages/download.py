@@ -82,7 +82,8 @@ class DownloadConfig:
     retry_failed: bool = False
 
     def __post_init__(self) -> None:
-        self.image_config()  # validate early, with the image module's messages
+        self.image_config()  # validate early, with the image and fetch modules' messages
+        self.fetch_config()
         if self.connections < 1 or self.per_host < 1:
             raise ValueError("connections and per_host must be positive")
 
