@@ -206,7 +206,11 @@ async def _fetch_rows(
 
             async def worker() -> None:
                 for position, key, url in pending:
-                    outcomes[position] = await _one(fetcher, pool, image_config, key, url, spool, stats)
+                    try:
+                        outcomes[position] = await _one(fetcher, pool, image_config, key, url, spool, stats)
+                    except Exception as exc:  # an unforeseen error costs its row, never the shard
+                        error = f"unexpected {type(exc).__name__}: {exc}"
+                        outcomes[position] = dw.Outcome(Status.CONNECTION_ERROR, error)
 
             await asyncio.gather(*(worker() for _ in range(min(config.connections, len(rows)))))
     return outcomes
