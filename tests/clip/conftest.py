@@ -1,4 +1,4 @@
-"""Clip-stage fixtures: the tiny RANDOM-weight CLIP (loaded from a checkpoint file, like a user's) and configs."""
+"""Clip-stage fixtures: the tiny RANDOM-weight CLIP, loaded from a checkpoint file like a user's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The LAION heads in numpy: NSFW detector vs TensorFlow goldens, aesthetic ranking, head choice, NSFW tag rule."""
+"""LAION heads in numpy: NSFW detector vs TensorFlow goldens, aesthetic ranking, head choice, NSFW tags."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CLIP loading: the tiny RANDOM-weight model through a checkpoint file, and every way loading can go wrong."""
+"""CLIP loading: the tiny RANDOM-weight model from a checkpoint file, and every way loading can go wrong."""
 
 from __future__ import annotations
 
@@ -104,3 +104,16 @@ def test_missing_weights_offline_says_what_to_download(tmp_path: Path) -> None:
     assert done.returncode == 2, message
     assert "timm/vit_base_patch32_clip_224.openai" in message and "open_clip_pytorch_model.bin" in message
     assert "--clip-checkpoint" in message and str(tmp_path / "hf") in message
+
+
+def test_trimmed_text_encoding_equals_open_clip(tiny_ckpt: str) -> None:
+    """Cutting the padding after the last end-of-text token gives open_clip's own text embedding."""
+    from openpairs.models.clip import encode_text_trimmed
+
+    encoder = load_clip(ClipModelSpec(TINY_MODEL, pretrained=None, checkpoint=tiny_ckpt, device="cpu"))
+    tokens = encoder._tokenizer(["a dog", "a much longer caption about a red car parked in the rain", ""])
+    with torch.inference_mode():
+        full = encoder.model.encode_text(tokens)
+        trimmed = encode_text_trimmed(encoder.model, tokens)
+    assert int(tokens.argmax(dim=-1).max()) + 1 < tokens.shape[1]  # there was padding to cut
+    torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-4)

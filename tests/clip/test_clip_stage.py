@@ -1,4 +1,4 @@
-"""The clip stage end to end on small download shards, with the tiny RANDOM-weight CLIP from a checkpoint file."""
+"""The clip stage end to end on small download shards, with the tiny RANDOM-weight CLIP checkpoint."""
 
 from __future__ import annotations
 

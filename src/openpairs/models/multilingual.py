@@ -23,7 +23,8 @@ class MultilingualEncoder:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.dim = int(model.get_sentence_embedding_dimension())
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """Encode and L2-normalise."""

@@ -3,7 +3,8 @@
 Reads `shards/<i>.parquet` (all candidates, with `language`) and `clip/<i>.parquet`, writes
 `filter/<i>.parquet` (key, status, language, similarity, punsafe, pwatermark). Status is the first failing
 rule in this order: not_downloaded, the clip status (missing_image, decode_error, empty_caption),
-below_similarity, unsafe, watermark, near_duplicate; else ok. It is cheap, so every run recomputes all shards (no resume-skip).
+below_similarity, unsafe, watermark, near_duplicate; else ok. It is cheap, so every run recomputes all
+shards (no resume-skip).
 """
 
 from __future__ import annotations
