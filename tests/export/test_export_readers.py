@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from openpairs.report import build_report
 from openpairs.stages.export import ExportConfig, run_export
 from tests.fixtures.pipeline_dir import PipelineDir
 
@@ -57,3 +58,6 @@ def test_huggingface_datasets_reads_parquet_and_webdataset(
     assert first["__key__"] == meta["key"] and first["txt"] == meta["caption"]
     assert first["jpg"].size == (meta["original_width"], meta["original_height"])
     assert json.loads(json.dumps(first["json"]))["url"] == meta["url"]
+    build_report(str(pipeline.root))  # the card declares the parquet exports as configs
+    card = datasets.load_dataset(str(pipeline.root), "laion400m", split="train", cache_dir=str(tmp_path))
+    assert sorted(card["SAMPLE_ID"]) == sorted(parquet["SAMPLE_ID"])

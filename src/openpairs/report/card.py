@@ -29,7 +29,7 @@ def size_category(n: int) -> str:
 
 
 def _data_files(out: str) -> list[tuple[str, str]]:
-    """(config name, glob) of the exports present, relative to DIR."""
+    """(config name, glob) of the exports present, relative to DIR, for the card's `configs`."""
     found = []
     for name, pattern in (
         ("laion400m", "dataset/laion400m/*.parquet"),
@@ -41,7 +41,9 @@ def _data_files(out: str) -> list[tuple[str, str]]:
         directory, _, suffix = pattern.rpartition("/*")
         if ofs.list_files(ofs.join(out, directory), suffix):
             found.append((name, pattern))
-    return found
+    # `datasets` picks one file format for a whole repository: tars only when there is no parquet export.
+    parquet = [(name, pattern) for name, pattern in found if pattern.endswith(".parquet")]
+    return parquet or found
 
 
 def _yaml(data: ReportData, title: str, kept: int, languages: list[str]) -> str:
