@@ -121,6 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
+        """Answer a mirror request from the original URL it encodes."""
         url = original_url(self.path)
         if url is None:
             result = Answer(400, (("Content-Type", "text/plain"),), b"expected /{scheme}/{host}/{path}")
@@ -153,6 +154,7 @@ class _Server(ThreadingHTTPServer):
         """A client that hangs up mid-request is normal (the downloader cancels); stay quiet."""
 
     def count(self, status: int) -> None:
+        """Count one answered request by status."""
         with self._lock:
             self.requests[status] = self.requests.get(status, 0) + 1
 

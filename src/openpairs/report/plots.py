@@ -63,6 +63,7 @@ def _render(name: str, title: str, draw: Callable[[Any], bool]) -> Plot:
 
 def _histogram(data: ReportData, column: str) -> Callable[[Any], bool]:
     def draw(ax: Any) -> bool:
+        """Histogram of all downloaded samples with the kept ones on top."""
         everything = data.column(column)
         if everything is None:
             return False
@@ -80,6 +81,7 @@ def _histogram(data: ReportData, column: str) -> Callable[[Any], bool]:
 
 def _bars(pairs: list[tuple[str, int]] | None, horizontal: bool = False) -> Callable[[Any], bool]:
     def draw(ax: Any) -> bool:
+        """Bars of (label, count) pairs."""
         if not pairs:
             return False
         labels = [label or "(none)" for label, _ in pairs]
@@ -106,6 +108,7 @@ def _kept_strings(data: ReportData, column: str) -> list[str] | None:
 
 def _caption_lengths(data: ReportData) -> Callable[[Any], bool]:
     def draw(ax: Any) -> bool:
+        """Histogram of caption lengths in characters."""
         captions = _kept_strings(data, "caption")
         if not captions:
             return False
