@@ -1,0 +1,50 @@
+"""The full chain on the bundled demo data: every kind of drop shows, counts add up, outputs load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import openpairs
+from openpairs.demo import wat_files
+from openpairs.demo.miniweb import MiniWeb
+from tests.e2e.chain import ChainResult, ChainUnavailable, dataset_digests, run_chain
+
+DROPS = {"http_404", "http_500", "decode_error", "too_small", "opted_out"}
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainResult]:
+    from openpairs.models.tiny import make_random_checkpoint
+
+    root = tmp_path_factory.mktemp("e2e")
+    checkpoint = make_random_checkpoint(root / "tiny.pt")
+    with MiniWeb() as web:
+        try:
+            yield run_chain(str(root / "out"), wat_files(), web.url, checkpoint)
+        except ChainUnavailable as missing:
+            pytest.skip(str(missing))
+
+
+def test_counts_add_up_and_every_drop_shows(chain: ChainResult) -> None:
+    stages = {name: result.total for name, result in chain.stages.items()}
+    assert all(result.ok for result in chain.stages.values())
+    assert stages["extract"].rows_out == stages["dedup"].rows_in
+    assert stages["download"].rows_in == stages["dedup"].rows_out == stages["filter"].rows_in
+    assert set(stages["download"].statuses) >= DROPS
+    assert 100 <= stages["download"].rows_out <= 400
+    kept = stages["filter"].rows_out
+    assert {name: export.samples for name, export in chain.exports.items()} == {
+        "laion400m": kept, "laion5b": kept, "webdataset": kept
+    }  # fmt: skip
+    assert sum(1 for _ in openpairs.load(chain.out, config="embeddings")) == kept
+
+
+def test_report_and_card_exist(chain: ChainResult) -> None:
+    assert chain.report is not None and chain.report.data is not None
+    assert [step.count for step in chain.report.data.funnel][-1] == chain.stages["filter"].total.rows_out
+    html = Path(chain.report.html).read_text()
+    assert "random weights are meaningless" in html
+    assert dataset_digests(chain.out)
