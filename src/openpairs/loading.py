@@ -124,8 +124,10 @@ def load(path: str, config: Config = "images") -> Iterator[dict[str, Any]]:
         yield from iter_view(reader(), config)
 
 
-def torch_dataset(path: str, config: Config = "images") -> Any:
-    """A PyTorch IterableDataset over `load(path, config)`; DataLoader workers split the shards."""
+def torch_dataset(
+    path: str, config: Config = "images", rank: int | None = None, world_size: int | None = None
+) -> Any:
+    """A PyTorch IterableDataset over `load(path, config)`; DataLoader workers and ranks split the shards."""
     from openpairs.loading_torch import LaionIterable
 
-    return LaionIterable(str(path), config)
+    return LaionIterable(str(path), config, rank, world_size)

@@ -78,6 +78,9 @@ def test_torch_dataset_splits_shards_between_workers(pipeline: PipelineDir) -> N
     urls = [sample["url"] for sample in loader]
     assert sorted(urls) == sorted(s["url"] for s in openpairs.load(str(pipeline.root), "embeddings"))
     assert len(urls) == len(set(urls)) == len(pipeline.kept)
+    ranks = [openpairs.torch_dataset(str(pipeline.root), "embeddings", rank=r, world_size=2) for r in (0, 1)]
+    halves = [[sample["url"] for sample in rank] for rank in ranks]
+    assert halves[0] and halves[1] and sorted(halves[0] + halves[1]) == sorted(urls)
 
 
 def test_import_openpairs_stays_light() -> None:
