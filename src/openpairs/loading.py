@@ -11,6 +11,7 @@ text_embedding (float16 vectors; (512,) with ViT-B/32).
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -49,6 +50,38 @@ def _export_view(directory: str, name: str, embeddings: bool) -> ShardView:
     return ShardView(name, meta, ofs.join(directory, f"{name}.tar"), arrays[0], arrays[1])
 
 
+LAION400M_COLUMNS = {
+    "SAMPLE_ID": "key",
+    "URL": "url",
+    "TEXT": "caption",
+    "HEIGHT": "original_height",
+    "WIDTH": "original_width",
+    "LICENSE": "license",
+    "NSFW": "nsfw",
+    "similarity": "similarity",
+}
+
+
+def _laion400m_view(directory: str, name: str) -> ShardView:
+    """One part of a LAION-400M export (metadata + embeddings, no images) as a view."""
+    from openpairs.stages.export_join import ShardView
+
+    view = _export_view(directory, name, embeddings=True)
+    meta = view.meta.select(list(LAION400M_COLUMNS)).rename_columns(list(LAION400M_COLUMNS.values()))
+    return ShardView(name, meta, "", view.img_emb, view.text_emb)
+
+
+def _laion400m_readers(path: str, config: Config) -> list[Callable[[], ShardView]] | None:
+    """Readers of a LAION-400M export directory (embeddings config only), or None when `path` is not one."""
+    manifest = ofs.join(path, "_manifest.json")
+    if not ofs.exists(manifest) or json.loads(ofs.read_text(manifest)).get("format") != "laion400m":
+        return None
+    if config != "embeddings":
+        raise ValueError(f"{path} is a LAION-400M export (no images): use config='embeddings'")
+    names = [f.rsplit("/", 1)[-1][: -len(".parquet")] for f in ofs.list_files(path, ".parquet")]
+    return [_bind(_laion400m_view, path, name) for name in names]
+
+
 def shard_readers(path: str, config: Config = "images") -> list[Callable[[], ShardView]]:
     """One loader per shard of the dataset at `path` (the unit that workers split between them)."""
     from openpairs.stages import export_join as join
@@ -60,6 +93,9 @@ def shard_readers(path: str, config: Config = "images") -> list[Callable[[], Sha
     if exported is not None:
         names = [f.rsplit("/", 1)[-1][: -len(".parquet")] for f in ofs.list_files(exported, ".parquet")]
         return [_bind(_export_view, exported, name, embeddings) for name in names]
+    laion = _laion400m_readers(path, config)
+    if laion is not None:
+        return laion
     names, with_clip, with_filter = join.pipeline_stages(path)
     if not names:
         raise FileNotFoundError(f"no dataset under {path}: neither a webdataset export nor download shards")

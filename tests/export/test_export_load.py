@@ -88,3 +88,15 @@ def test_import_openpairs_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert callable(openpairs.load) and openpairs.load.__module__ == "openpairs.loading"
+
+
+def test_embeddings_from_the_laion400m_export(pipeline: PipelineDir) -> None:
+    result = run_export(str(pipeline.root), ExportConfig(format="laion400m", samples_per_shard=7))
+    from_laion = list(openpairs.load(result.directory, config="embeddings"))
+    from_pipeline = list(openpairs.load(str(pipeline.root), config="embeddings"))
+    assert len(from_laion) == len(from_pipeline) == len(pipeline.kept)
+    for a, b in zip(from_laion, from_pipeline, strict=True):
+        assert set(a) == set(b)
+        assert all(np.array_equal(a[k], b[k]) if isinstance(a[k], np.ndarray) else a[k] == b[k] for k in a)
+    with pytest.raises(ValueError, match="no images"):
+        next(openpairs.load(result.directory))
