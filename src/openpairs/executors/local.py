@@ -26,7 +26,9 @@ class LocalExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
-        pending: dict[Future[Any], int] = {self._pool.submit(_call, fn, item): i for i, item in enumerate(items)}
+        pending: dict[Future[Any], int] = {
+            self._pool.submit(_call, fn, item): i for i, item in enumerate(items)
+        }
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

@@ -101,7 +101,9 @@ def run_stage(
     return result
 
 
-def _attempt(run_shard: Callable[[C, ShardTask], ShardStats], config: C, retries: int, task: ShardTask) -> ShardStats:
+def _attempt(
+    run_shard: Callable[[C, ShardTask], ShardStats], config: C, retries: int, task: ShardTask
+) -> ShardStats:
     """Run one shard, retrying `retries` more times if it raises; the last error propagates."""
     for attempt in range(retries + 1):
         try:
