@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,3 +111,18 @@ def test_cli_export(pipeline: PipelineDir) -> None:
     assert f"exported {len(pipeline.kept)} samples" in run.output
     bad = CliRunner().invoke(app, ["export", str(pipeline.root), "--format", "nope"])
     assert bad.exit_code != 0
+
+
+def test_kept_sample_missing_from_tar_is_a_clear_error(fresh_pipeline: Callable[..., PipelineDir]) -> None:
+    import tarfile
+
+    pipeline = fresh_pipeline(shards=1)
+    tar_path = pipeline.root / "shards" / "00000.tar"
+    with tarfile.open(tar_path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar if not m.name.startswith(pipeline.kept[1])]  # type: ignore[union-attr]
+    with tarfile.open(tar_path, "w") as tar:
+        for member, data in members:
+            tar.addfile(member, io.BytesIO(data))
+    with pytest.raises(ExportInputError, match="1 kept sample"):
+        run_export(str(pipeline.root), ExportConfig(format="webdataset"))
+    assert not list((pipeline.root / "dataset" / "webdataset").glob("*.tar"))

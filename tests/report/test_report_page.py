@@ -85,3 +85,13 @@ def test_card_yaml_header_and_tables(pipeline: PipelineDir) -> None:
     assert rows["Number of unique samples"] == "18"
     either, both = (int(rows[f"Number with height {op} width >= 1024"]) for op in ("or", "and"))
     assert either > both > 0
+
+
+def test_damaged_stats_file_is_reported_not_fatal(pipeline: PipelineDir, tmp_path: Path) -> None:
+    root = tmp_path / "damaged"
+    shutil.copytree(pipeline.root, root)
+    (root / "shards" / "00001_stats.json").write_text("{not json")
+    result = build_report(str(root))
+    assert result.data is not None
+    assert ("download", "unreadable stats file 00001_stats.json: JSONDecodeError", 1) in result.data.errors()
+    assert "unreadable stats file" in Path(result.html).read_text()

@@ -87,7 +87,13 @@ def read_stage(out: str, stage_dir: str) -> ShardStats | None:
     files = ofs.list_files(ofs.join(out, stage_dir), "_stats.json")
     if not files:
         return None
-    return merge_all(stage_dir, [ShardStats.from_dict(json.loads(ofs.read_text(f))) for f in files])
+    parts, unreadable = [], ShardStats(stage=stage_dir)
+    for path in files:
+        try:
+            parts.append(ShardStats.from_dict(json.loads(ofs.read_text(path))))
+        except (ValueError, KeyError, TypeError) as error:  # a damaged file must not sink the report
+            unreadable.error(f"unreadable stats file {path.rsplit('/', 1)[-1]}: {type(error).__name__}")
+    return merge_all(stage_dir, [*parts, unreadable])
 
 
 def funnel(stages: dict[str, ShardStats]) -> list[FunnelStep]:
