@@ -83,7 +83,7 @@ def test_tuning_reaches_target_recall(tmp_path: Path, factory: str) -> None:
     # the loaded index applies the tuned parameter: re-measure recall independently
     index = SearchIndex(str(tmp_path / "index"))
     store = EmbeddingStore(discover(str(tmp_path)).npy_files("image"))
-    queries = sample_queries(store, 100, seed=7)
+    _, queries = sample_queries(store, 100, seed=7)
     truth = exact_knn(store, queries, 10)
     found = np.array([index.knn(q, "image", 10)[1] for q in queries])
     assert recall_at_k(found, truth) >= 0.85

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from openpairs.index.build import IndexConfig, build_index
 from openpairs.index.search import is_unsafe
+from openpairs.serve.app import create_app
+from openpairs.serve.config import ServeConfig
+from tests.fixtures.embeddings import make_dataset
+from tests.fixtures.tiny_clip import TINY_MODEL
 from tests.serve.conftest import DIM, Dataset, unit
 
 
@@ -127,3 +134,13 @@ def test_web_page_and_assets_are_local(client: TestClient) -> None:
     assert "http://" not in page.text and "https://" not in page.text
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
+
+
+def test_clip_model_defaults_to_the_dataset_config(dataset: Dataset, tmp_path: Path) -> None:
+    make_dataset(str(tmp_path), "openpairs", shards=1, rows=50, dim=DIM)
+    clip = {"model": TINY_MODEL, "pretrained": None, "checkpoint": dataset.checkpoint, "device": "cpu"}
+    (tmp_path / "config.json").write_text(json.dumps({"clip": clip}))
+    build_index(str(tmp_path), str(tmp_path / "index"), IndexConfig(tune_queries=10))
+    with TestClient(create_app(ServeConfig(index_dir=str(tmp_path / "index")))) as local:
+        assert local.get("/api/info").json()["text_queries"] is True
+        assert len(local.post("/api/search", json={"text": "a boat", "k": 3}).json()["results"]) == 3

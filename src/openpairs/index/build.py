@@ -77,10 +77,10 @@ def build_one(
     index = train_and_add(store, choice, progress)
     build_seconds = time.perf_counter() - started
     progress("tune", 0, 0)
-    queries = tune.sample_queries(store, config.tune_queries)
-    k = min(config.k, store.count)
-    truth = tune.exact_knn(store, queries, k)
-    tuned = tune.tune(index, choice.param, queries, truth, config.target_recall)
+    ids, queries = tune.sample_queries(store, config.tune_queries)
+    k = min(config.k, max(store.count - 1, 1))
+    truth = tune.without_self(tune.exact_knn(store, queries, k + 1), ids, k)
+    tuned = tune.tune(index, choice.param, queries, truth, config.target_recall, ids)
     latency = tune.latency_ms(index, queries, k)
     progress("tune", 1, 1)
     entry = {

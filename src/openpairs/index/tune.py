@@ -17,15 +17,31 @@ SWEEPS = {
 REFINE_K_FACTOR = 4
 
 
-def sample_queries(store: EmbeddingStore, count: int, seed: int = 0, noise: float = 0.3) -> np.ndarray:
-    """Held-out-style queries: random stored vectors moved off the data by `noise` (norm), renormalised."""
+def sample_queries(store: EmbeddingStore, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out queries: (ids, vectors) of random stored items.
+
+    Each query's own id is removed from both its true and its found neighbours (`without_self`), so the
+    queries behave like new points drawn from the data's own distribution.
+    """
     rng = np.random.default_rng(seed)
     ids = np.sort(rng.choice(store.count, size=min(count, store.count), replace=False))
-    base = store.take(ids)
-    jitter = rng.standard_normal(base.shape).astype(np.float32) * (noise / np.sqrt(store.dim))
-    queries = base + jitter
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    return np.ascontiguousarray(queries, dtype=np.float32)
+    return ids, np.ascontiguousarray(store.take(ids), dtype=np.float32)
+
+
+def without_self(found: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
+    """Each row of a (k+1)-wide result without the query's own id, cut to k columns (-1 padded)."""
+    out = np.full((len(found), k), -1, dtype=np.int64)
+    for row, (hits, me) in enumerate(zip(found, self_ids, strict=True)):
+        kept = hits[hits != me][:k]
+        out[row, : len(kept)] = kept
+    return out
+
+
+def search_ids(index: faiss.Index, queries: np.ndarray, k: int, self_ids: np.ndarray | None) -> np.ndarray:
+    """Top-k ids from the index (leave-one-out when `self_ids` is given)."""
+    if self_ids is None:
+        return index.search(queries, k)[1]  # type: ignore[no-any-return]
+    return without_self(index.search(queries, k + 1)[1], self_ids, k)
 
 
 def exact_knn(store: EmbeddingStore, queries: np.ndarray, k: int) -> np.ndarray:
@@ -47,8 +63,8 @@ def exact_knn(store: EmbeddingStore, queries: np.ndarray, k: int) -> np.ndarray:
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean fraction of the true top-k ids present in the found top-k."""
     k = truth.shape[1]
-    hits = sum(len(set(f[:k].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
-    return hits / float(truth.size)
+    hits = sum(len(set(f[:k].tolist()) & (set(t.tolist()) - {-1})) for f, t in zip(found, truth, strict=True))
+    return hits / float(max(int((truth >= 0).sum()), 1))
 
 
 def set_param(index: faiss.Index, name: str | None, value: int) -> None:
@@ -60,19 +76,24 @@ def set_param(index: faiss.Index, name: str | None, value: int) -> None:
 
 
 def tune(
-    index: faiss.Index, param: str | None, queries: np.ndarray, truth: np.ndarray, target: float
+    index: faiss.Index,
+    param: str | None,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    target: float,
+    self_ids: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Smallest sweep value reaching `target` recall@k; the sweep's best if none does."""
     k = truth.shape[1]
     if param is None:
-        found = index.search(queries, k)[1]
+        found = search_ids(index, queries, k, self_ids)
         return {"param": None, "value": None, "recall": recall_at_k(found, truth), "sweep": []}
     sweep: list[dict[str, float]] = []
     for value in SWEEPS[param]:
         if param == "nprobe" and value > index_nlist(index):
             break
         set_param(index, param, value)
-        recall = recall_at_k(index.search(queries, k)[1], truth)
+        recall = recall_at_k(search_ids(index, queries, k, self_ids), truth)
         sweep.append({"value": value, "recall": recall})
         if recall >= target:
             break

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from openpairs.index.build import dataset_clip_model
 from openpairs.index.search import SearchIndex
 from openpairs.serve.config import ApiError, ServeConfig
 
@@ -33,7 +34,8 @@ class QueryEncoder:
             self._load(spec)
 
     def _spec(self) -> Any:
-        recorded = self.index.manifest.get("clip", {})
+        manifest = self.index.manifest
+        recorded = manifest.get("clip") or dataset_clip_model(manifest.get("root", ""))
         model = self.config.clip_model or recorded.get("model")
         if not model:
             return None
