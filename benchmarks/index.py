@@ -180,9 +180,8 @@ def main() -> None:
     if not args.skip_autofaiss:
         results["autofaiss"] = run_autofaiss(root, args.threads, args.memory_budget)
     print(f"\n{args.n:,} x {args.dim}, {args.clusters} clusters, {args.threads} cores, {args.memory_budget}")
-    print(
-        f"{'tool':<10} {'index':<28} {'param':<14} {'build s':>8} {'recall@10':>9} {'p50 ms':>7} {'p99 ms':>7}"
-    )
+    header = ("tool", "index", "param", "build s", "recall@10", "p50 ms", "p99 ms")
+    print("{:<10} {:<28} {:<14} {:>8} {:>9} {:>7} {:>7}".format(*header))
     for tool, r in results.items():
         if "error" in r:
             print(f"{tool:<10} error: {r['error'][-300:]}")
