@@ -52,6 +52,8 @@ def test_int8_agrees_with_fp32(tiny_ckpt: str) -> None:
     )
     cosine = np.sum(fp32.encode_images(batch) * int8.encode_images(batch), axis=1)
     assert np.all(cosine > 0.9), cosine
+    text = ["a photo of a dog", "ein Hund"]
+    assert np.all(np.sum(fp32.encode_text(text) * int8.encode_text(text), axis=1) > 0.9)
     assert any(
         "Quantized" in type(m).__name__ or "quantized" in type(m).__module__ for m in int8.model.modules()
     )
@@ -63,7 +65,7 @@ def test_unknown_model_name_is_a_clear_error() -> None:
 
 
 def test_unknown_pretrained_tag_is_a_clear_error() -> None:
-    with pytest.raises(ClipModelError, match="not a pretrained tag of 'ViT-B-32'.*openai"):
+    with pytest.raises(ClipModelError, match=r"not a pretrained tag of 'ViT-B-32'.*openai"):
         load_clip(ClipModelSpec("ViT-B-32", pretrained="no-such-tag"))
 
 

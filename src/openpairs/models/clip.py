@@ -96,7 +96,10 @@ def encode_text_trimmed(model: Any, tokens: Any) -> Any:
         return model.encode_text(tokens)
     length = int(tokens.argmax(dim=-1).max()) + 1
     tokens = tokens[:, :length]
-    cast_dtype = model.transformer.get_cast_dtype()
+    try:
+        cast_dtype = model.transformer.get_cast_dtype()
+    except AttributeError:  # dynamically quantized Linear layers expose weight() as a method
+        cast_dtype = torch.float32
     x = model.token_embedding(tokens).to(cast_dtype) + model.positional_embedding[:length].to(cast_dtype)
     x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
     x = model.ln_final(x)
@@ -194,7 +197,7 @@ def _from_checkpoint(spec: ClipModelSpec) -> tuple[Any, Any]:
         )
     try:
         open_clip.load_checkpoint(model, path)
-    except (RuntimeError, KeyError, ValueError) as exc:
+    except (RuntimeError, KeyError, ValueError, AssertionError) as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ClipModelError(
             f"checkpoint {path} does not match the architecture of CLIP model {spec.model!r} "
