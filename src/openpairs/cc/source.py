@@ -79,6 +79,8 @@ class ResumingHTTPStream(io.RawIOBase):
             try:
                 response = self._response or self._connect()
                 data = response.read() if size < 0 else response.read(size)
+                if not data and response.length:  # closed before Content-Length was reached
+                    raise ConnectionError(f"connection closed with {response.length} bytes to go")
                 self.position += len(data)
                 self.retries = 0
                 return data
@@ -137,6 +139,7 @@ def crawl_wat_urls(
     """WAT URLs of a crawl (e.g. CC-MAIN-2024-22) from its wat.paths.gz: the first `count` or a range A:B."""
     import gzip
 
+    base = base if base.endswith("/") else base + "/"
     listing = f"{base}crawl-data/{crawl}/wat.paths.gz"
     with open_input(listing) as stream:
         lines = gzip.decompress(stream.read()).decode("utf-8").split()

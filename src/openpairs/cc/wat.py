@@ -71,32 +71,31 @@ def _seekable(stream: BinaryIO) -> bool:
 
 
 def _iter_gzip_fast(stream: BinaryIO, stats: ShardStats) -> Iterator[WatPayload]:
-    """fastwarc reads a seekable file natively; after damage, go on member by member past the last good."""
-    resume_at = 0
+    """fastwarc reads a seekable file natively; the rest after its last good record (damage, a truncated
+    tail) is then read member by member, which counts and skips what is broken."""
+    last_good = -1
     try:
         for record in ArchiveIterator(stream, parse_http=False, fsspec_args=False):
             if record.record_type == WarcRecordType.unknown:
                 raise OSError("record of unknown type (damaged WARC framing)")
-            resume_at = record.stream_pos + 1
+            last_good = record.stream_pos
             stats.bump("gzip_members")
             stats.bump("records")
             if record.record_type == WarcRecordType.metadata:
                 stats.bump("metadata_records")
                 yield WatPayload(record.headers.get("WARC-Target-URI") or "", record.reader.read())
-        return
     except OSError:
-        pass  # fall through: re-read the rest member by member, which counts and skips the damage
-    stream.seek(resume_at)
-    if resume_at:
-        stream.seek(resume_at)
-        rest = _resync(stream.read(READ_CHUNK), stream)
-        yield from _iter_gzip_members(_Prefixed(rest, stream), stats)
-    else:
-        yield from _iter_gzip_members(stream, stats)
+        pass
+    stream.seek(max(last_good, 0))
+    yield from _iter_gzip_members(stream, stats, skip=1 if last_good >= 0 else 0)
 
 
-def _iter_gzip_members(stream: BinaryIO, stats: ShardStats) -> Iterator[WatPayload]:
+def _iter_gzip_members(stream: BinaryIO, stats: ShardStats, skip: int = 0) -> Iterator[WatPayload]:
+    """Payloads member by member; the first `skip` intact members were already read."""
     for member, damaged in _inflate_members(stream, stats):
+        if skip and not damaged:
+            skip -= 1
+            continue
         stats.bump("gzip_members")
         if member.startswith(b"WARC/") and not damaged:
             payloads, error = _parse_warc_member(member, stats)

@@ -16,6 +16,7 @@ from openpairs.cli.common import (
     stage_progress,
 )
 
+CC_DATA = "https://data.commoncrawl.org/"
 RULES = "Extraction rules (default: the preset's)"
 DEDUP = "Dedup and output"
 
@@ -29,6 +30,7 @@ def extract(
     crawl: Annotated[str | None, typer.Option(help="a Common Crawl id, e.g. CC-MAIN-2024-22")] = None,
     wat_count: Annotated[int | None, typer.Option(help="with --crawl: the first N WAT files")] = None,
     wat_range: Annotated[str | None, typer.Option(help="with --crawl: WAT files A:B of wat.paths.gz")] = None,
+    cc_base_url: Annotated[str, typer.Option(help="Common Crawl HTTPS endpoint (or a mirror)")] = CC_DATA,
     relative_urls: Annotated[str | None, typer.Option(help="resolve or drop", rich_help_panel=RULES)] = None,
     drop_extensions: Annotated[str | None, typer.Option(help="e.g. .svg,.gif", rich_help_panel=RULES)] = None,
     max_url_length: Annotated[int | None, typer.Option(rich_help_panel=RULES)] = None,
@@ -63,7 +65,7 @@ def extract(
     from openpairs.stages.dedup import DedupConfig
     from openpairs.stages.extract_run import run_extract
 
-    sources = list(inputs or []) + _crawl_inputs(crawl, wat_count, wat_range)
+    sources = list(inputs or []) + _crawl_inputs(crawl, wat_count, wat_range, cc_base_url)
     if not sources:
         raise typer.BadParameter("give WAT files or --crawl")
     try:
@@ -114,7 +116,7 @@ def _extensions(value: str | None) -> tuple[str, ...] | None:
     return tuple(f".{ext.strip().lstrip('.').lower()}" for ext in value.split(",") if ext.strip())
 
 
-def _crawl_inputs(crawl: str | None, wat_count: int | None, wat_range: str | None) -> list[str]:
+def _crawl_inputs(crawl: str | None, wat_count: int | None, wat_range: str | None, base: str) -> list[str]:
     if crawl is None:
         return []
     from openpairs.cc.source import crawl_wat_urls
@@ -123,7 +125,7 @@ def _crawl_inputs(crawl: str | None, wat_count: int | None, wat_range: str | Non
     if wat_range:
         start, _, stop = wat_range.partition(":")
         bounds = (int(start), int(stop))
-    return crawl_wat_urls(crawl, wat_count if wat_count is not None or bounds else 1, bounds)
+    return crawl_wat_urls(crawl, wat_count if wat_count is not None or bounds else 1, bounds, base)
 
 
 def _print_dedup(stats: object, out: str) -> None:

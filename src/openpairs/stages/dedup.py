@@ -31,7 +31,7 @@ from openpairs.stages.bloom import SeenFilter
 
 STAGE = "candidates"
 SOURCE_STAGE = "extract"
-DONE_FILE = "_dedup_stats.json"
+DONE_FILE = "_dedup.json"  # the global step's stats and the extract shards it read
 LANGUAGE_GROUPS = ("en", "multi", "nolang")
 
 

@@ -38,14 +38,17 @@ def run_shard(config: ExtractConfig, task: ShardTask) -> ShardStats:
     stats = ShardStats(stage=STAGE, shard=task.index)
     source = task.inputs[0]
     columns = _Columns(task.index, source.rstrip("/").rsplit("/", 1)[-1], config)
-    with _gc_paused(), open_input(source) as stream, atomic_open(task.paths.file("parquet")) as out:
-        writer = pq.ParquetWriter(out, CANDIDATE_SCHEMA, compression="zstd")
+    with (
+        _gc_paused(),
+        open_input(source) as stream,
+        atomic_open(task.paths.file("parquet")) as out,
+        pq.ParquetWriter(out, CANDIDATE_SCHEMA, compression="zstd") as writer,
+    ):
         for page in _pages(iter_payloads(stream, stats), stats):
             columns.add_page(page)
             if len(columns.url) >= BATCH_ROWS:
                 writer.write_table(columns.flush())
         writer.write_table(columns.flush())
-        writer.close()
     columns.report(stats)
     stats.time("extract", time.perf_counter() - started)
     return stats
