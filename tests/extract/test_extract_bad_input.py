@@ -38,7 +38,7 @@ def test_empty_and_non_warc_files_are_unreadable_inputs(run, tmp_path) -> None:
 def test_corrupt_member_in_the_middle_keeps_records_before_and_after(run, tmp_path) -> None:
     payloads = real_payloads()
     members = [payload_member(p) for p in payloads]
-    damaged = members[:3] + [corrupt(members[3])] + members[4:]
+    damaged = [*members[:3], corrupt(members[3]), *members[4:]]
     good = run([_wat(tmp_path, "good.wat.gz", b"".join(members))], out=str(tmp_path / "g"), language="off")
     bad = run([_wat(tmp_path, "bad.wat.gz", b"".join(damaged))], out=str(tmp_path / "b"), language="off")
     lost = len(

@@ -21,7 +21,8 @@ ALL_WATS = sorted(CC.rglob("*.wat*"))
 
 def real_payloads() -> list[dict[str, Any]]:
     """The response payloads (with HTML links) of the derived WAT, as dicts."""
-    raw = gzip.open(DERIVED, "rb").read()
+    with gzip.open(DERIVED, "rb") as handle:
+        raw = handle.read()
     found = []
     for line in raw.split(b"\n"):
         line = line.strip()

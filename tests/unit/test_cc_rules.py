@@ -22,7 +22,7 @@ BASES = [
 def _real_strings(field: bytes) -> set[str]:
     found: set[str] = set()
     for path in ALL_WATS:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
         for match in re.finditer(rb'"' + field + rb'":"((?:[^"\\]|\\.)*)"', raw):
             try:
                 found.add(json.loads(b'"' + match.group(1) + b'"'))
