@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import torch
 from PIL import Image
 
@@ -96,3 +97,17 @@ def test_clip_stage_resumes_and_annotates_dedup(tmp_path: Path, tiny_config: Cli
     assert all(isinstance(h, str) and len(h) == 16 for h in table["phash"])
     assert table["phash"][2] == table["phash"][0]  # the same image bytes: the same pHash
     assert table["dup_group"][2] == table["key"][0]  # ...and the same near-duplicate group
+
+
+def test_truncated_tar_counts_the_lost_images(tmp_path: Path, tiny_config: ClipConfig) -> None:
+    write_download_shard(tmp_path, 0, [Sample(f"caption {i}", image=jpeg(i, (200, 160))) for i in range(4)])
+    tar = tmp_path / "shards" / "00000.tar"
+    data = tar.read_bytes()
+    tar.write_bytes(data[: len(data) // 2])  # a download killed mid-write
+    stats = run_shard(tiny_config, shard_tasks(str(tmp_path))[0])
+    assert stats.is_balanced() and stats.rows_in == 4
+    assert stats.statuses["missing_image"] >= 2 and stats.statuses["ok"] >= 1
+    assert stats.counters["tar_read_errors"] == 1 and any("tar read error" in m for m in stats.errors)
+    (tmp_path / "shards" / "00000.tar").unlink()
+    with pytest.raises(FileNotFoundError, match="download shard is incomplete"):
+        run_shard(tiny_config, shard_tasks(str(tmp_path))[0])

@@ -58,17 +58,11 @@ def clip(
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Score every downloaded sample of DIR/shards into DIR/clip (parquet + img_emb/ + text_emb/)."""
-    from rich.console import Console
+    from openpairs.cli.common import executor_config
 
-    from openpairs.cli.common import executor_config, print_result, stage_progress
-    from openpairs.presets import stage_config
-    from openpairs.stages.clip import ClipConfig, preload, run_shard, shard_tasks
-    from openpairs.stages.runner import run_stage
-
-    console = Console(stderr=True)
     overrides: dict[str, Any] = {
         "model": clip_model,
-        "pretrained": _pretrained(clip_pretrained, clip_checkpoint),
+        "pretrained": _pretrained(clip_pretrained),
         "checkpoint": clip_checkpoint,
         "batch_size": batch_size,
         "threads": threads,
@@ -79,12 +73,30 @@ def clip(
         "text_encoder": text_encoder,
         "multilingual_model": multilingual_model,
     }
+    _execute(out, _resolve(preset, overrides), executor_config(executor, workers, ray_address))
+
+
+def _resolve(preset: str, overrides: dict[str, Any]) -> Any:
+    """The clip config with every model loaded once (fail fast; an in-process worker reuses them)."""
+    from openpairs.presets import stage_config
+    from openpairs.stages.clip import ClipConfig, preload
+
     try:
         config = stage_config(ClipConfig, "clip", preset, **overrides)
-        preload(config)  # fail fast with a clear message; reused by an in-process worker
+        preload(config)
     except (ValueError, RuntimeError) as error:
-        console.print(f"[red]clip: {error}")
+        _console().print(f"[red]clip: {error}")
         raise typer.Exit(code=2) from error
+    return config
+
+
+def _execute(out: str, config: Any, executor: Any) -> None:
+    """Run the stage over every download shard, then the dataset-wide dedup step, and print the summary."""
+    from openpairs.cli.common import print_result, stage_progress
+    from openpairs.stages.clip import run_shard, shard_tasks
+    from openpairs.stages.runner import run_stage
+
+    console = _console()
     tasks = shard_tasks(out)
     if not tasks:
         console.print(f"[red]clip: no download shards (shards/<i>.parquet) under {out}")
@@ -92,27 +104,24 @@ def clip(
     _announce(console, config)
     _record_config(out, config)
     with stage_progress("clip") as progress:
-        result = run_stage(
-            run_shard,
-            config,
-            tasks,
-            executor_config(executor, workers, ray_address),
-            progress,
-            {"num_cpus": 1},
-        )
+        result = run_stage(run_shard, config, tasks, executor, progress, {"num_cpus": 1})
     if config.image_dedup and result.ok:
         from openpairs.stages.clip_dedup import global_dup_groups
 
         rows = global_dup_groups(out, config.dedup_threshold)
-        console.print(
-            f"image dedup: dataset-wide groups over {rows:,} images -> {out}/clip/dup_groups.parquet"
-        )
+        console.print(f"image dedup: dataset-wide groups of {rows:,} images in {out}/clip/dup_groups.parquet")
     print_result("clip", result)
     if not result.ok:
         raise typer.Exit(code=1)
 
 
-def _pretrained(tag: str | None, checkpoint: str | None) -> str | None:
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _pretrained(tag: str | None) -> str | None:
     if tag is not None and tag.lower() in ("none", ""):
         return ""  # an explicit "no tag" (empty string survives stage_config's None filtering)
     return tag

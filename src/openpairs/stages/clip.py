@@ -134,7 +134,7 @@ def _embed_images(
         watermark=_watermark_transform() if models.watermark else None,
         phash=config.image_dedup,
     )
-    images = ((k, b) for k, b in clip_io.iter_tar_images(tar_path) if _listed(k, position, stats))
+    images = ((k, b) for k, b in clip_io.iter_tar_images(tar_path, stats) if _listed(k, position, stats))
     started = time.perf_counter()
     for batch in clip_io.decoded_batches(images, pre, batch_size, workers):
         _score_batch(models, batch, position, out, stats)

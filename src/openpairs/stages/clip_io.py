@@ -64,18 +64,26 @@ def read_downloaded_rows(parquet_path: str, stats: ShardStats) -> ShardRows:
     )
 
 
-def iter_tar_images(tar_path: str) -> Iterator[tuple[str, bytes]]:
-    """(key, encoded image bytes) for every image member of a webdataset tar, streaming."""
-    with ofs.open_file(tar_path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|*") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            stem, _, ext = posixpath.basename(member.name).rpartition(".")
-            if ext.lower() not in IMAGE_EXTENSIONS:
-                continue
-            data = tar.extractfile(member)
-            if data is not None:
-                yield stem, data.read()
+def iter_tar_images(tar_path: str, stats: ShardStats) -> Iterator[tuple[str, bytes]]:
+    """(key, encoded image bytes) for every image member of a webdataset tar, streaming.
+
+    A missing tar is an error (the download shard is incomplete); a truncated or corrupt tar ends the
+    stream with a counted error, so the images after the damage become `missing_image` rows.
+    """
+    if not ofs.exists(tar_path):
+        raise FileNotFoundError(f"{tar_path} is missing: the download shard is incomplete (rerun download)")
+    try:
+        with ofs.open_file(tar_path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|*") as tar:
+            for member in tar:
+                stem, _, ext = posixpath.basename(member.name).rpartition(".")
+                if not member.isfile() or ext.lower() not in IMAGE_EXTENSIONS:
+                    continue
+                data = tar.extractfile(member)
+                if data is not None:
+                    yield stem, data.read()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        stats.bump("tar_read_errors")
+        stats.error(f"tar read error in {posixpath.basename(tar_path)}: {type(exc).__name__}: {exc}")
 
 
 @dataclass
