@@ -6,45 +6,34 @@ extract -> dedup -> download (through the mini web) -> clip (tiny random-weight 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
+from openpairs.core.stats import ShardStats
 from openpairs.executors import ExecutorConfig
 from openpairs.io import fs as ofs
 from openpairs.presets import stage_config
 from openpairs.report import ReportResult, build_report
 from openpairs.stages.export import FORMATS, ExportConfig, ExportResult, run_export
-from openpairs.stages.runner import ShardTask, StageResult, run_stage
+from openpairs.stages.runner import StageResult, run_stage
 
 DEMO_WARNING = "similarities computed with random weights are meaningless"
 
 
-class ChainUnavailable(RuntimeError):
-    """A stage the chain needs does not exist yet in this checkout."""
-
-
 @dataclass
 class ChainResult:
-    """Every stage's result, by stage name."""
+    """Every stage's merged stats and failed shards, the exports and the report."""
 
     out: str
-    stages: dict[str, StageResult[Any]] = field(default_factory=dict)
+    totals: dict[str, ShardStats] = field(default_factory=dict)
+    failed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     exports: dict[str, ExportResult] = field(default_factory=dict)
     report: ReportResult | None = None
 
-
-def _require(module: str) -> Any:
-    if importlib.util.find_spec(module) is None:
-        raise ChainUnavailable(f"{module} does not exist yet")
-    return importlib.import_module(module)
-
-
-def _dedup(out: str, preset: str, executor: ExecutorConfig) -> StageResult[Any]:
-    dedup = _require("openpairs.stages.dedup")
-    config = stage_config(dedup.DedupConfig, "dedup", preset)
-    return dedup.run_dedup(out, config, executor)  # type: ignore[no-any-return]
+    def record(self, name: str, result: StageResult[Any]) -> None:
+        """Keep a per-shard stage's totals and failures."""
+        self.totals[name] = result.total
+        self.failed[name] = result.failed
 
 
 def run_chain(
@@ -57,27 +46,29 @@ def run_chain(
 ) -> ChainResult:
     """Run every stage on `wats` into `out` (resumes: done shards are skipped)."""
     from openpairs.cc.rules import ExtractConfig
-    from openpairs.stages import clip, download, extract, filter
+    from openpairs.stages import clip, download, filter
+    from openpairs.stages.dedup import DedupConfig
     from openpairs.stages.download_plan import plan_tasks
+    from openpairs.stages.extract_run import run_extract
 
-    _require("openpairs.stages.dedup")  # fail before any work when a stage is missing
     executor = executor or ExecutorConfig(kind="local", workers=1)
     result = ChainResult(out)
     rules = stage_config(ExtractConfig, "extract", preset, relative_urls="resolve", english_only=False)
-    tasks = [ShardTask("extract", i, (wat,), out) for i, wat in enumerate(wats)]
-    result.stages["extract"] = run_stage(extract.run_shard, rules, tasks, executor)
-    result.stages["dedup"] = _dedup(out, preset, executor)
+    extracted = run_extract(wats, out, rules, stage_config(DedupConfig, "dedup", preset), executor)
+    result.record("extract", extracted.extract)
+    result.totals["dedup"] = extracted.dedup or ShardStats(stage="dedup")
     fetch = stage_config(download.DownloadConfig, "download", preset, mirror=mirror, backoff_base=0.01)
     tasks = plan_tasks(fetch.input_spec(out), out, fetch.shard_size)
-    result.stages["download"] = run_stage(download.run_shard, fetch, tasks, executor)
+    result.record("download", run_stage(download.run_shard, fetch, tasks, executor))
     scoring = clip.ClipConfig(
         model="openpairs-tiny-random", pretrained="", checkpoint=checkpoint, device="cpu", threads=1
     )
-    result.stages["clip"] = run_stage(clip.run_shard, scoring, clip.shard_tasks(out), executor)
+    result.record("clip", run_stage(clip.run_shard, scoring, clip.shard_tasks(out), executor))
     keep_all = filter.FilterConfig(min_similarity=-1.0, min_similarity_other=-1.0)
-    result.stages["filter"] = filter.run_filter(out, keep_all, executor)
+    result.record("filter", filter.run_filter(out, keep_all, executor))
     for name in FORMATS:
-        result.exports[name] = run_export(out, ExportConfig(format=name, samples_per_shard=64))  # type: ignore[arg-type]
+        config = ExportConfig(format=name, samples_per_shard=64)  # type: ignore[arg-type]
+        result.exports[name] = run_export(out, config)
     result.report = build_report(out, warnings=(DEMO_WARNING,), title="openpairs demo")
     return result
 

@@ -82,8 +82,17 @@ class ReportData:
         return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))[:limit]
 
 
+DEDUP_STATS = "_dedup_stats.json"  # dedup is a global step: its totals (duplicates included) live here
+
+
 def read_stage(out: str, stage_dir: str) -> ShardStats | None:
     """All shards' stats of one stage merged (None when the stage has no stats files)."""
+    dedup_stats = ofs.join(out, stage_dir, DEDUP_STATS)
+    if stage_dir == "candidates" and ofs.exists(dedup_stats):
+        try:
+            return ShardStats.from_dict(json.loads(ofs.read_text(dedup_stats))["stats"])
+        except (ValueError, KeyError, TypeError):
+            pass  # fall back to the per-shard files
     files = ofs.list_files(ofs.join(out, stage_dir), "_stats.json")
     if not files:
         return None
