@@ -55,6 +55,7 @@ def read_text(path: str) -> str:
 def list_files(directory: str, suffix: str = "") -> list[str]:
     """Sorted full paths of the files directly in `directory` ending with `suffix` (empty if missing)."""
     fs, p = filesystem(directory)
+    fs.invalidate_cache(p)  # object stores cache listings; shards may have landed since
     if not fs.exists(p):
         return []
     protocol = _protocol_prefix(directory)
@@ -74,6 +75,7 @@ def expand(pattern: str) -> list[str]:
     if pattern.startswith(REMOTE_PREFIXES) or not any(ch in pattern for ch in "*?["):
         return [pattern]
     fs, p = filesystem(pattern)
+    fs.invalidate_cache()
     protocol = _protocol_prefix(pattern)
     return sorted(protocol + str(m).lstrip("/") if protocol else str(m) for m in fs.glob(p))
 
