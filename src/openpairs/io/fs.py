@@ -13,8 +13,8 @@ REMOTE_PREFIXES = ("http://", "https://")
 
 def filesystem(path: str) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem for `path` and the path as that filesystem names it."""
-    fs, _, paths = fsspec.get_fs_token_paths(path)
-    return fs, paths[0]
+    fs, resolved = fsspec.core.url_to_fs(path)  # no glob expansion here: `expand` does that
+    return fs, resolved
 
 
 def join(base: str, *parts: str) -> str:
