@@ -8,9 +8,10 @@ import re
 
 from PIL import Image
 
+import openpairs.demo.generate as generate
 from openpairs.cc.wat import iter_payloads
 from openpairs.core.stats import ShardStats
-from openpairs.demo import data_dir, generate, wat_files
+from openpairs.demo import data_dir, wat_files
 from openpairs.demo.miniweb import Files
 
 
