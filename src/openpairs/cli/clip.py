@@ -65,7 +65,7 @@ def clip(
         "pretrained": _pretrained(clip_pretrained),
         "checkpoint": clip_checkpoint,
         "batch_size": batch_size,
-        "threads": threads,
+        "threads": threads or _threads_per_worker(workers),
         "cpu_int8": cpu_int8,
         "device": device,
         "watermark_checkpoint": watermark_checkpoint,
@@ -119,6 +119,13 @@ def _console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def _threads_per_worker(workers: int) -> int | None:
+    """With several local workers, split the cores between them instead of oversubscribing."""
+    import os
+
+    return max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
 
 
 def _pretrained(tag: str | None) -> str | None:
