@@ -9,7 +9,6 @@ from dataclasses import dataclass
 EXACT_MAX = 50_000  # below this, exact search is fast enough (a few ms) and needs no tuning
 HNSW_MAX = 200_000  # HNSW builds slowly; above this, IVF builds far faster on a few cores
 HNSW_M = 32
-HNSW_QUANTIZER_MIN = 1024  # from this many IVF lists, assign vectors to lists through an HNSW graph
 
 
 @dataclass(frozen=True)
@@ -40,11 +39,6 @@ def nlist_for(count: int) -> int:
     return nlist
 
 
-def ivf_prefix(nlist: int) -> str:
-    """The coarse quantizer: flat for few lists, HNSW above HNSW_QUANTIZER_MIN (much faster adds)."""
-    return f"IVF{nlist}_HNSW32" if nlist >= HNSW_QUANTIZER_MIN else f"IVF{nlist}"
-
-
 def pq_bytes(dim: int, budget_per_vector: float) -> int:
     """Largest PQ code size (bytes per vector) dividing `dim` that fits the per-vector budget."""
     for m in (128, 96, 64, 48, 32, 24, 16, 8, 4):
@@ -65,13 +59,13 @@ def choose_index(count: int, dim: int, memory_budget: int) -> IndexChoice:
     centroids = nlist * dim * 4
     ivf_fp16 = count * (dim * 2 + 8) + centroids
     if ivf_fp16 <= memory_budget:
-        return IndexChoice(f"{ivf_prefix(nlist)},SQfp16", "nprobe", ivf_fp16, nlist)
+        return IndexChoice(f"IVF{nlist},SQfp16", "nprobe", ivf_fp16, nlist)
     refine = count * dim  # SQ8 copy used to re-rank the PQ candidates
     per_vector = (memory_budget - centroids - refine) / max(count, 1) - 8
     if per_vector >= 8:
         m = pq_bytes(dim, per_vector)
         return IndexChoice(
-            f"{ivf_prefix(nlist)},PQ{m},Refine(SQ8)", "nprobe", count * (m + 8) + refine + centroids, nlist
+            f"IVF{nlist},PQ{m},Refine(SQ8)", "nprobe", count * (m + 8) + refine + centroids, nlist
         )
     m = pq_bytes(dim, max((memory_budget - centroids) / max(count, 1) - 8, 4))
     memory = count * (m + 8) + centroids
@@ -79,4 +73,4 @@ def choose_index(count: int, dim: int, memory_budget: int) -> IndexChoice:
         raise ValueError(
             f"{count:,} vectors of dim {dim} do not fit in {memory_budget:,} bytes even as IVF-PQ"
         )
-    return IndexChoice(f"{ivf_prefix(nlist)},PQ{m}", "nprobe", memory, nlist)
+    return IndexChoice(f"IVF{nlist},PQ{m}", "nprobe", memory, nlist)
