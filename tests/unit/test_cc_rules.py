@@ -7,8 +7,11 @@ import json
 import re
 from urllib.parse import urljoin
 
+import numpy as np
+import pyarrow as pa
+
 from openpairs.cc.language import LanguageIdentifier
-from openpairs.cc.rules import ExtractConfig, check_url, clean_alt, resolve
+from openpairs.cc.rules import ORDER, ExtractConfig, apply_rules, clean_alts, resolve
 from tests.extract.watfiles import ALL_WATS
 
 BASES = [
@@ -48,26 +51,49 @@ def test_fast_resolve_equals_urljoin_on_every_real_relative_url() -> None:
     relative = [u for u in urls if not u.startswith(("http://", "https://")) and ":" not in u.split("/")[0]]
     assert len(relative) > 1000
     for base in BASES:
-        assert [resolve(u, base) for u in relative] == [urljoin(base, u) for u in relative]
+        zeros = np.zeros(len(relative), dtype=np.int64)
+        batch = apply_rules(relative, ["an alt"] * len(relative), [base], zeros, ExtractConfig())
+        assert batch.url.to_pylist() == [urljoin(base, u) for u in relative]
+        assert [resolve(u, base) for u in relative[:50]] == [urljoin(base, u) for u in relative[:50]]
+
+
+def _rule(url: str, base: str, config: ExtractConfig, alt: str = "a fine alt") -> tuple[str, str]:
+    ruled = apply_rules([url], [alt], [base], np.zeros(1, dtype=np.int64), config)
+    return ruled.url[0].as_py(), str(ORDER[ruled.codes[0]])
 
 
 def test_url_rules() -> None:
     keep_all = ExtractConfig(drop_extensions=(".svg", ".gif"))
-    assert check_url(" HTTPS://x.org/a.jpg ", "", keep_all) == ("https://x.org/a.jpg", "ok")
-    assert check_url("data:image/png;base64,xx", "http://p/", keep_all)[1] == "bad_scheme"
-    assert check_url("javascript:void(0)", "http://p/", keep_all)[1] == "bad_scheme"
-    assert check_url("/a/B.SVG?x=1", "http://p/", keep_all) == ("http://p/a/B.SVG?x=1", "bad_extension")
-    assert check_url("a.webp", "http://p/", keep_all) == ("http://p/a.webp", "ok")
-    assert check_url("a.webp", "http://p/", ExtractConfig())[1] == "bad_extension"
-    assert check_url("a.jpg", "http://p/", ExtractConfig(relative_urls="drop"))[1] == "relative_url"
-    assert check_url("http://x/" + "a" * 2000, "", keep_all)[1] == "url_too_long"
+    assert _rule(" HTTPS://x.org/a.jpg ", "", keep_all) == ("https://x.org/a.jpg", "ok")
+    assert _rule("data:image/png;base64,xx", "http://p/", keep_all)[1] == "bad_scheme"
+    assert _rule("javascript:void(0)", "http://p/", keep_all)[1] == "bad_scheme"
+    assert _rule("/a/B.SVG?x=1", "http://p/", keep_all) == ("http://p/a/B.SVG?x=1", "bad_extension")
+    assert _rule("a.webp", "http://p/", keep_all) == ("http://p/a.webp", "ok")
+    assert _rule("a.webp", "http://p/", ExtractConfig())[1] == "bad_extension"
+    assert _rule("a.jpg", "http://p/", ExtractConfig(relative_urls="drop"))[1] == "relative_url"
+    assert _rule("http://x/" + "a" * 2000, "", keep_all)[1] == "url_too_long"
+    assert _rule("http://x/a.jpg", "", keep_all, alt="")[1] == "no_alt"
+    assert _rule("http://x/a.jpg", "", keep_all, alt=" abc\n")[1] == "alt_too_short"
+
+
+def test_non_string_fields_are_invalid_links() -> None:
+    ruled = apply_rules(
+        ["http://x/a.jpg", 12, "http://x/b.jpg"],
+        ["fine alt", "fine alt", 5],
+        [""],
+        np.zeros(3, dtype=np.int64),
+        ExtractConfig(),
+    )
+    assert [str(ORDER[c]) for c in ruled.codes] == ["ok", "invalid_link", "invalid_link"]
 
 
 def test_alt_cleaning() -> None:
     config = ExtractConfig()
-    assert clean_alt("  a\nb\tc\r\n ", config) == "a b c"
-    assert clean_alt("Ã©tÃ© en France\x00\u200b", config) == "été en France"
-    assert len(clean_alt("x" * 5000, config)) == 2000
+    cleaned = clean_alts(
+        pa.array(["  a\nb\tc\r\n ", "Ã©tÃ© en France\x00\u200b", "x" * 5000]), config
+    ).to_pylist()
+    assert cleaned[:2] == ["a b c", "été en France"]
+    assert len(cleaned[2]) == 2000
 
 
 def test_cld3_cache_gives_cld3s_own_answers_on_real_alts() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -12,6 +13,7 @@ RESPONSE_MARK = b'"WARC-Type":"response"'
 IMG_MARK = b'"IMG@/src"'
 LICENSE_MARK = "creativecommons.org/licenses/"
 NO_LICENSE = "?"
+LICENSE_URL = re.compile(rb'"url":\s*"((?:[^"\\]|\\.)*?creativecommons\.org/licenses/(?:[^"\\]|\\.)*)"')
 
 
 class BadRecord(Exception):
@@ -58,13 +60,21 @@ def read_page(payload: bytes, target_uri: str) -> Page | None:
         raise BadRecord("WARC-Target-URI is not a string")
     base = _dict(html.get("Head", {}), "Head").get("Base")
     base_url = urljoin(page_url, base) if isinstance(base, str) and base.strip() else page_url
-    licence = find_license(links) if LICENSE_MARK.encode() in payload else NO_LICENSE
-    images = [link for link in links if isinstance(link, dict) and link.get("path") == "IMG@/src"]
+    licence = find_license(links, payload) if LICENSE_MARK.encode() in payload else NO_LICENSE
+    try:
+        images = [link for link in links if link.get("path") == "IMG@/src"]
+    except AttributeError:  # a link that is not an object
+        images = [link for link in links if isinstance(link, dict) and link.get("path") == "IMG@/src"]
     return Page(page_url, base_url, licence, len(links), images)
 
 
-def find_license(links: list[Any]) -> str:
+def find_license(links: list[Any], payload: bytes = b"") -> str:
     """The URL of the first link whose URL contains creativecommons.org/licenses/, else '?'."""
+    start = payload.find(b'"Links":[')
+    found = LICENSE_URL.search(payload, start) if start >= 0 else None
+    if found:  # the first matching link, read straight from the payload (orjson kept its order)
+        url = orjson.loads(b'"' + found.group(1) + b'"')
+        return str(url).strip()
     for link in links:
         if isinstance(link, dict):
             url = link.get("url")

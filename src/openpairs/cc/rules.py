@@ -1,20 +1,38 @@
-"""The per-link rules of LAION's extraction: URL checks and alt-text cleaning, all set by ExtractConfig."""
+"""The per-link rules of LAION's extraction, applied to a batch of links at once (Arrow compute).
+
+Every rule is an ExtractConfig field. A link gets the first status that applies, in this order:
+invalid_link (URL or alt not a string), no_alt, bad_scheme, relative_url (when dropped), url_too_long,
+bad_extension, alt_too_short, not_english; else ok.
+"""
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import ftfy
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from openpairs.core.status import Status
 
-ABSOLUTE_PREFIXES = ("http://", "https://")
-SCRIPT_PREFIXES = ("data:", "javascript:", "mailto:", "about:", "blob:", "file:")
-WHITESPACE = str.maketrans({"\n": " ", "\r": " ", "\t": " ", "\f": " ", "\v": " "})
+ORDER = (
+    Status.OK,
+    Status.INVALID_LINK,
+    Status.NO_ALT,
+    Status.BAD_SCHEME,
+    Status.RELATIVE_URL,
+    Status.URL_TOO_LONG,
+    Status.BAD_EXTENSION,
+    Status.ALT_TOO_SHORT,
+    Status.NOT_ENGLISH,
+)
+CODE = {status: code for code, status in enumerate(ORDER)}
+NON_PRINTABLE = r"[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Zl}\p{Zp}]"  # control, format, private, surrogate, separators
+WHITESPACE = r"[\n\r\t\f\v]"
 
 
 @dataclass(frozen=True)
@@ -31,29 +49,137 @@ class ExtractConfig:
     english_only: bool = True
 
 
-def check_url(raw: str, base: str, config: ExtractConfig) -> tuple[str, str]:
-    """(absolute URL, status): `ok` or why the link is dropped."""
-    url = raw.strip()
-    if not url.startswith(ABSOLUTE_PREFIXES):
-        lowered = url[:16].lower()
-        if lowered.startswith(ABSOLUTE_PREFIXES):
-            url = url[: lowered.index(":")].lower() + url[lowered.index(":") :]
-        elif lowered.startswith(SCRIPT_PREFIXES) or (":" in lowered.split("/", 1)[0]):
-            return url, Status.BAD_SCHEME
-        elif config.relative_urls == "drop" or not base:
-            return url, Status.RELATIVE_URL
-        else:
-            url = resolve(url, base)
-            if not url.startswith(ABSOLUTE_PREFIXES):
-                return url, Status.BAD_SCHEME
-    if len(url) > config.max_url_length:
-        return url, Status.URL_TOO_LONG
-    if config.drop_extensions and _path_of(url).lower().endswith(config.drop_extensions):
-        return url, Status.BAD_EXTENSION
-    return url, Status.OK
+@dataclass
+class RuledLinks:
+    """A batch after the rules: a status code per link, and the cleaned URL and caption of each."""
+
+    codes: np.ndarray
+    url: pa.Array
+    caption: pa.Array
 
 
-@lru_cache(maxsize=64)
+def apply_rules(
+    urls: list[Any], alts: list[Any], bases: list[str], page_of: np.ndarray, config: ExtractConfig
+) -> RuledLinks:
+    """Apply the URL and alt rules to parallel lists; link i belongs to the page whose base is bases[page_of[i]]."""
+    url, alt, invalid = _strings(urls, alts)
+    codes = np.zeros(len(urls), dtype=np.int8)
+    url = pc.utf8_trim_whitespace(url)
+    has_scheme = _mask(pc.match_substring_regex(url, r"^[^/?#]*:"))
+    is_http = _mask(pc.match_substring_regex(url, r"^https?://", ignore_case=True))
+    relative = ~has_scheme & _mask(pc.is_valid(url))
+    if config.relative_urls == "resolve":
+        url = _resolve(url, bases, page_of, relative)
+        is_http |= relative
+    url = _lower_scheme(url, is_http)
+    path = pc.utf8_lower(pc.replace_substring_regex(url, r"[?#].*", ""))
+    bad_ext = np.zeros(len(urls), dtype=bool)
+    for ext in config.drop_extensions:
+        bad_ext |= _mask(pc.ends_with(path, ext.lower()))
+    caption = clean_alts(alt, config)
+    _mark(codes, _mask(pc.less(pc.utf8_length(caption), config.min_alt_length)), Status.ALT_TOO_SHORT)
+    _mark(codes, bad_ext, Status.BAD_EXTENSION)
+    _mark(codes, _mask(pc.greater(pc.utf8_length(url), config.max_url_length)), Status.URL_TOO_LONG)
+    if config.relative_urls == "drop":
+        _mark(codes, relative, Status.RELATIVE_URL)
+    _mark(codes, has_scheme & ~is_http, Status.BAD_SCHEME)
+    _mark(codes, ~_mask(pc.greater(pc.utf8_length(alt), 0)), Status.NO_ALT)
+    _mark(codes, invalid, Status.INVALID_LINK)
+    return RuledLinks(codes, url, caption)
+
+
+def clean_alts(alt: pa.Array, config: ExtractConfig) -> pa.Array:
+    """Alt text as LAION kept it: mojibake fixed, whitespace flattened, non-printables gone, stripped, cut."""
+    if config.fix_text:
+        non_ascii = np.flatnonzero(~_mask(pc.string_is_ascii(alt)) & _mask(pc.is_valid(alt)))
+        if len(non_ascii):
+            fixed = alt.to_pylist()
+            for i in non_ascii:
+                fixed[i] = fix_mojibake(fixed[i])
+            alt = pa.array(fixed, pa.string())
+    alt = pc.replace_substring_regex(alt, WHITESPACE, " ")
+    alt = pc.replace_substring_regex(alt, NON_PRINTABLE, "")
+    return pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(alt), 0, config.max_alt_length)
+
+
+@lru_cache(maxsize=65_536)
+def fix_mojibake(text: str) -> str:
+    """ftfy's encoding repair (e.g. 'Ã©tÃ©' -> 'été'); other text is left as written."""
+    return str(ftfy.fix_encoding(text))
+
+
+def _strings(urls: list[Any], alts: list[Any]) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """Both lists as string arrays; a non-string URL or alt becomes null and is marked invalid."""
+    try:
+        return pa.array(urls, pa.string()), pa.array(alts, pa.string()), np.zeros(len(urls), dtype=bool)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        invalid = np.array(
+            [
+                type(u) is not str or (a is not None and type(a) is not str)
+                for u, a in zip(urls, alts, strict=True)
+            ]
+        )
+        urls = [u if type(u) is str else None for u in urls]
+        alts = [a if type(a) is str else None for a in alts]
+        return pa.array(urls, pa.string()), pa.array(alts, pa.string()), invalid
+
+
+def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean numpy mask (null counts as False)."""
+    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _mark(codes: np.ndarray, mask: np.ndarray, status: Status) -> None:
+    codes[mask] = CODE[status]
+
+
+def _lower_scheme(url: pa.Array, is_http: np.ndarray) -> pa.Array:
+    """'HTTP://x' -> 'http://x' (rare, done in Python)."""
+    odd = np.flatnonzero(is_http & ~_mask(pc.starts_with(url, "http")))
+    if not len(odd):
+        return url
+    values = url.to_pylist()
+    for i in odd:
+        scheme, rest = values[i].split(":", 1)
+        values[i] = scheme.lower() + ":" + rest
+    return pa.array(values, pa.string())
+
+
+def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.ndarray) -> pa.Array:
+    """Relative URLs joined to their page base: common forms in Arrow, the rest with urljoin."""
+    if not relative.any():
+        return url
+    parts = [_base_parts(base) for base in bases]
+    take = pa.array(page_of)
+    origin = pa.array([p[1] for p in parts], pa.string()).take(take)
+    directory = pa.array([p[2] for p in parts], pa.string()).take(take)
+    has_base = np.array([bool(p[0]) for p in parts], dtype=bool)[page_of]
+    stripped = pc.if_else(_leading_dot_slash(url), pc.utf8_slice_codeunits(url, 2), url)
+    tricky = _mask(pc.match_substring_regex(stripped, r"(^$|^[?#]|[?#.]$|\./|\\|^//)")) | ~has_base
+    rooted = _mask(pc.starts_with(stripped, "/"))
+    joined = pc.if_else(
+        pa.array(rooted),
+        pc.binary_join_element_wise(origin, stripped, ""),
+        pc.binary_join_element_wise(directory, stripped, ""),
+    )
+    result = pc.if_else(pa.array(relative & ~tricky), joined, url)
+    slow = np.flatnonzero(relative & tricky)
+    if not len(slow):
+        return result
+    values, raw = result.to_pylist(), url.to_pylist()
+    for i in slow:
+        base = bases[page_of[i]]
+        if raw[i] is not None and base:
+            values[i] = urljoin(base, raw[i])
+    return pa.array(values, pa.string())
+
+
+def _leading_dot_slash(url: pa.Array) -> pa.Array:
+    """'./x' (but not './', '../' or './/'): the prefix urljoin simply drops."""
+    return pc.fill_null(pc.match_substring_regex(url, r"^\./[^./]"), False)
+
+
+@lru_cache(maxsize=256)
 def _base_parts(base: str) -> tuple[str, str, str]:
     """(scheme, origin, directory) of a base URL, e.g. ('http', 'http://a.b', 'http://a.b/x/')."""
     parts = urlsplit(base)
@@ -63,38 +189,8 @@ def _base_parts(base: str) -> tuple[str, str, str]:
 
 
 def resolve(url: str, base: str) -> str:
-    """urljoin(base, url), with fast paths for the common relative forms (same results)."""
-    scheme, origin, directory = _base_parts(base)
-    simple = url.removeprefix("./") if url.startswith("./") and url[2:3] not in ("", ".", "/") else url
-    if (
-        not simple
-        or not scheme
-        or simple[0] in "?#"
-        or simple[-1] in "?#."
-        or "./" in simple
-        or "\\" in simple
-        or simple.startswith("//")
-    ):
-        return urljoin(base, url)
-    if simple.startswith("/"):
-        return origin + simple
-    return directory + simple
-
-
-def _path_of(url: str) -> str:
-    end = len(url)
-    for mark in ("?", "#"):
-        found = url.find(mark)
-        if 0 <= found < end:
-            end = found
-    return url[:end]
-
-
-def clean_alt(alt: str, config: ExtractConfig) -> str:
-    """Alt text as LAION kept it: mojibake fixed, whitespace flattened, non-printables gone, stripped, cut."""
-    if config.fix_text and not alt.isascii():
-        alt = ftfy.fix_text(alt, normalization="NFC")
-    alt = alt.translate(WHITESPACE)
-    if not alt.isprintable():
-        alt = "".join(ch for ch in alt if ch.isprintable() or unicodedata.category(ch) == "Zs")
-    return alt.strip()[: config.max_alt_length]
+    """One relative URL joined to its base: the batch path's result for a single link."""
+    ruled = apply_rules(
+        [url], ["x" * 5], [base], np.zeros(1, dtype=np.int64), ExtractConfig(drop_extensions=())
+    )
+    return str(ruled.url[0].as_py())

@@ -10,6 +10,7 @@ class Status(StrEnum):
 
     OK = "ok"
     # extract: per IMG@/src link
+    INVALID_LINK = "invalid_link"
     NO_ALT = "no_alt"
     ALT_TOO_SHORT = "alt_too_short"
     RELATIVE_URL = "relative_url"

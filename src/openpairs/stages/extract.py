@@ -10,15 +10,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import mmh3
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openpairs.cc import links as cclinks
 from openpairs.cc.language import NO_LANGUAGE, Language, LanguageIdentifier
-from openpairs.cc.rules import ExtractConfig, check_url, clean_alt
+from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules
 from openpairs.cc.source import open_input
 from openpairs.cc.wat import WatPayload, iter_payloads
-from openpairs.core.keys import mint_key
+from openpairs.core.keys import ROW_DIGITS, mint_key
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status
@@ -46,7 +47,7 @@ def run_shard(config: ExtractConfig, task: ShardTask) -> ShardStats:
     ):
         for page in _pages(iter_payloads(stream, stats), stats):
             columns.add_page(page)
-            if len(columns.url) >= BATCH_ROWS:
+            if columns.pending >= BATCH_ROWS:
                 writer.write_table(columns.flush())
         writer.write_table(columns.flush())
     columns.report(stats)
@@ -85,7 +86,7 @@ def _pages(payloads: Iterator[WatPayload], stats: ShardStats) -> Iterator[cclink
 
 
 class _Columns:
-    """Kept pairs as column lists, plus per-status counts, for one extract shard."""
+    """IMG links gathered page by page, ruled in batches; kept pairs as Arrow tables, statuses counted."""
 
     def __init__(self, shard: int, source: str, config: ExtractConfig) -> None:
         self.shard, self.source, self.config = shard, source, config
@@ -93,68 +94,82 @@ class _Columns:
         self.rows = 0
         self.statuses: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        self.urls: list[Any] = []
+        self.alts: list[Any] = []
+        self.page_of: list[int] = []
+        self.pages: list[cclinks.Page] = []
         self.errors: list[str] = []
-        self.url: list[str] = []
-        self.caption: list[str] = []
-        self.page: list[cclinks.Page] = []
-        self.lang: list[Language] = []
+
+    @property
+    def pending(self) -> int:
+        """Links gathered and not yet ruled."""
+        return len(self.urls)
 
     def add_page(self, page: cclinks.Page) -> None:
-        """Apply every rule to the page's IMG links, keeping the pairs that pass."""
-        config, statuses = self.config, self.statuses
+        """Gather the page's IMG links (the rules run on the whole batch at flush)."""
         self.counters["img_links"] += len(page.images)
-        for link in page.images:
-            alt, raw_url = link.get("alt"), link.get("url")
-            if type(raw_url) is not str or (alt is not None and type(alt) is not str):
-                statuses[Status.INVALID_URL if type(raw_url) is not str else Status.NO_ALT] += 1
-                self.errors.append(
-                    f"IMG link with unexpected types: url {type(raw_url).__name__}, alt {type(alt).__name__}"
-                )
-                continue
-            if not alt:
-                statuses[Status.NO_ALT] += 1
-                continue
-            url, status = check_url(raw_url, page.base, config)
-            if status is OK:
-                caption = clean_alt(alt, config)
-                if len(caption) < config.min_alt_length:
-                    status = Status.ALT_TOO_SHORT
-                else:
-                    language = self.language.identify(caption) if self.language else NO_LANGUAGE
-                    if config.english_only and language.code != "en":
-                        status = Status.NOT_ENGLISH
-            statuses[status] += 1
-            if status is OK:
-                self.url.append(url)
-                self.caption.append(caption)
-                self.page.append(page)
-                self.lang.append(language)
+        self.urls.extend([link.get("url") for link in page.images])
+        self.alts.extend([link.get("alt") for link in page.images])
+        self.page_of.extend([len(self.pages)] * len(page.images))
+        self.pages.append(page)
 
     def flush(self) -> pa.Table:
-        """The pending rows as a CANDIDATE_SCHEMA table (keys minted in order), then forget them."""
-        first = self.rows
-        self.rows += len(self.url)
+        """Rule the gathered links and return the kept pairs (keys minted in order)."""
+        page_of = np.asarray(self.page_of, dtype=np.int64)
+        ruled = apply_rules(self.urls, self.alts, [p.base for p in self.pages], page_of, self.config)
+        self._count_invalid(ruled.codes)
+        kept = np.flatnonzero(ruled.codes == CODE[OK])
+        captions = ruled.caption.take(kept).to_pylist()
+        languages = (
+            [self.language.identify(c) for c in captions] if self.language else [NO_LANGUAGE] * len(kept)
+        )
+        if self.config.english_only:
+            english = np.array([lang.code == "en" for lang in languages], dtype=bool)
+            ruled.codes[kept[~english]] = CODE[Status.NOT_ENGLISH]
+            kept, captions = kept[english], [c for c, e in zip(captions, english, strict=True) if e]
+            languages = [lang for lang in languages if lang.code == "en"]
+        for code, count in zip(*np.unique(ruled.codes, return_counts=True), strict=True):
+            self.statuses[ORDER[code]] += int(count)
+        table = self._table(ruled.url.take(kept).to_pylist(), captions, languages, page_of[kept])
+        self.urls, self.alts, self.page_of, self.pages = [], [], [], []
+        return table
+
+    def _table(
+        self, urls: list[str], captions: list[str], languages: list[Language], pages: np.ndarray
+    ) -> pa.Table:
+        first, self.rows = self.rows, self.rows + len(urls)
+        prefix = mint_key(self.shard, 0)[:-ROW_DIGITS]
+        take = pa.array(pages)
+        for language in languages:
+            self.counters[f"language:{language.code or 'none'}"] += 1
         data: dict[str, Any] = {
-            "key": [mint_key(self.shard, row) for row in range(first, self.rows)],
-            "url": self.url,
-            "caption": self.caption,
-            "page_url": [page.url for page in self.page],
-            "language": [language.code for language in self.lang],
-            "language_score": [language.score for language in self.lang],
-            "license": [page.license for page in self.page],
-            "hash": [mmh3.hash64(u + c)[0] for u, c in zip(self.url, self.caption, strict=True)],
-            "source": [self.source] * len(self.url),
+            "key": [f"{prefix}{row:0{ROW_DIGITS}d}" for row in range(first, self.rows)],
+            "url": urls,
+            "caption": captions,
+            "page_url": pa.array([page.url for page in self.pages], pa.string()).take(take),
+            "language": [language.code for language in languages],
+            "language_score": [language.score for language in languages],
+            "license": pa.array([page.license for page in self.pages], pa.string()).take(take),
+            "hash": [mmh3.hash64(u + c)[0] for u, c in zip(urls, captions, strict=True)],
+            "source": [self.source] * len(urls),
         }
-        for code in data["language"]:
-            self.counters[f"language:{code or 'none'}"] += 1
-        self.url, self.caption, self.page, self.lang = [], [], [], []
         return pa.Table.from_pydict(data, schema=CANDIDATE_SCHEMA)
+
+    def _count_invalid(self, codes: np.ndarray) -> None:
+        for i in np.flatnonzero(codes == CODE[Status.INVALID_LINK])[:10]:
+            url, alt = self.urls[i], self.alts[i]
+            self.errors.append(
+                f"IMG link with unexpected types: url {type(url).__name__}, alt {type(alt).__name__}"
+            )
 
     def report(self, stats: ShardStats) -> None:
         """Add this shard's counts to its stats."""
         for status, count in self.statuses.items():
             stats.count(status, count)
         stats.counters.update(self.counters)
-        stats.bump("img_with_alt", sum(n for s, n in self.statuses.items() if s != Status.NO_ALT))
+        stats.bump(
+            "img_with_alt",
+            sum(n for s, n in self.statuses.items() if s not in (Status.NO_ALT, Status.INVALID_LINK)),
+        )
         for message in self.errors:
             stats.error(message)

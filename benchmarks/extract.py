@@ -1,0 +1,117 @@
+"""Extract benchmark: cc2dataset 1.5.0's process_wat vs openpairs extract on the same WAT, one core each.
+
+Builds the 22,200-record WAT (and a --vary-alt one) with ../shared/bench/make_wat.py, then runs, each in
+its own process pinned to one core:
+  cc2dataset          process_wat(path, "image") in its own venv (no language id, relatives resolved)
+  openpairs cc2-rules the same rules (language off, relatives resolved, no alt-length or extension filter)
+  openpairs laion5b   the full LAION-5B rules with CLD3, on the --vary-alt WAT
+and prints pairs/s, the ratio to cc2dataset, and peak RSS. Usage: python benchmarks/extract.py [--replicas 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "bench"
+DATA = pathlib.Path(os.environ.get("DATA", pathlib.Path.home() / ".cache" / "openpairs-bench" / "data"))
+PEERS = pathlib.Path(os.environ.get("PEERS", pathlib.Path.home() / ".cache" / "openpairs-bench" / "peers"))
+
+CC2_CODE = """
+import json, resource, sys, time
+from cc2dataset.main import process_wat
+cpu = time.process_time()
+pairs = sum(1 for _ in process_wat(sys.argv[1], "image"))
+cpu = time.process_time() - cpu
+print(json.dumps({"pairs": pairs, "cpu": cpu, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+OURS_CODE = """
+import json, resource, sys, time
+from openpairs.presets import stage_config
+from openpairs.stages.extract import ExtractConfig, run_shard
+from openpairs.stages.runner import ShardTask
+overrides = json.loads(sys.argv[3])
+config = stage_config(ExtractConfig, "extract", sys.argv[2], **overrides)
+cpu = time.process_time()
+stats = run_shard(config, ShardTask("extract", 0, (sys.argv[1],), sys.argv[4]))
+cpu = time.process_time() - cpu
+print(json.dumps({"pairs": stats.rows_out, "cpu": cpu, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+CC2_RULES = {
+    "language": "off",
+    "english_only": False,
+    "relative_urls": "resolve",
+    "min_alt_length": 1,
+    "drop_extensions": [],
+}
+
+
+def build_wat(replicas: int, vary_alt: bool) -> pathlib.Path:
+    """The benchmark WAT, built once and cached under $DATA."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"bench{replicas}{'-vary' if vary_alt else ''}.warc.wat.gz"
+    if not path.exists():
+        args = [sys.executable, str(SHARED / "make_wat.py"), str(path), "--replicas", str(replicas)]
+        subprocess.run(args + (["--vary-alt"] if vary_alt else []), check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def run_pinned(python: str, code: str, *args: str) -> dict[str, float]:
+    """Run `code` in a fresh interpreter pinned to one core; its last stdout line is JSON."""
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    done = subprocess.run([*pin, python, "-c", code, *args], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Run the three measurements and print one table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, default=600)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs each")
+    args = parser.parse_args()
+    plain, vary = build_wat(args.replicas, False), build_wat(args.replicas, True)
+    cc2_python = str(PEERS / "cc2dataset-venv" / "bin" / "python")
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        runs = {
+            "cc2dataset 1.5.0 (no rules)": (cc2_python, CC2_CODE, str(plain)),
+            "openpairs, cc2dataset's rules": (
+                sys.executable,
+                OURS_CODE,
+                str(plain),
+                "laion400m",
+                json.dumps(CC2_RULES),
+            ),
+            "openpairs, laion5b + CLD3, --vary-alt": (sys.executable, OURS_CODE, str(vary), "laion5b", "{}"),
+        }
+        for name, (python, code, *rest) in runs.items():
+            tries = [
+                run_pinned(
+                    python,
+                    code,
+                    *rest,
+                    *([f"{scratch}/{len(results)}-{i}"] if python == sys.executable else []),
+                )
+                for i in range(args.repeat)
+            ]
+            results[name] = min(tries, key=lambda r: r["cpu"])
+    base = results["cc2dataset 1.5.0 (no rules)"]
+    base_rate = base["pairs"] / base["cpu"]
+    print(f"{'run':42} {'pairs':>9} {'CPU s':>7} {'pairs/s':>9} {'vs cc2dataset':>14} {'peak RSS MB':>12}")
+    for name, r in results.items():
+        rate = r["pairs"] / r["cpu"]
+        print(
+            f"{name:42} {int(r['pairs']):>9,} {r['cpu']:>7.2f} {rate:>9,.0f} {rate / base_rate:>13.2f}x {r['rss_mb']:>12.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
