@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from openpairs.core.stats import ShardStats, merge_all
 from openpairs.io import fs as ofs
 from openpairs.stages import export_join as join
+from openpairs.stages.dedup import DONE_FILE
 
 STAGES = (
     ("extract", "extract", "links → candidates"),
@@ -82,7 +83,7 @@ class ReportData:
         return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))[:limit]
 
 
-DEDUP_STATS = "_dedup_stats.json"  # dedup is a global step: its totals (duplicates included) live here
+DEDUP_STATS = DONE_FILE  # dedup is a global step: its totals (duplicates included) live here
 
 
 def read_stage(out: str, stage_dir: str) -> ShardStats | None:
