@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = ("extract", "export", "report", "download", "clip", "filter", "index", "serve")
+COMMAND_MODULES = ("extract", "download", "clip", "filter", "export", "report", "build", "index", "serve")
 
 
 def _register_all() -> None:

@@ -1,0 +1,130 @@
+"""`openpairs build` and `openpairs demo`: every stage in one command, with one progress display."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt, WorkersOpt, executor_config
+
+if TYPE_CHECKING:
+    from openpairs.build import BuildResult
+    from openpairs.build.run import ProgressFor
+
+
+def build(
+    inputs: Annotated[list[str], typer.Argument(help="WAT files: paths, globs, http(s):// or s3:// URLs")],
+    out: Annotated[str, typer.Option("--out", help="output directory (local or any fsspec URL)")] = "out",
+    preset: PresetOpt = "laion400m",
+    settings: Annotated[
+        list[str] | None, typer.Option("--set", help="a stage option, STAGE.FIELD=VALUE (repeatable)")
+    ] = None,
+    clip_model: Annotated[str | None, typer.Option(help="open_clip model name")] = None,
+    clip_pretrained: Annotated[str | None, typer.Option(help="open_clip pretrained tag")] = None,
+    clip_checkpoint: Annotated[str | None, typer.Option(help="local CLIP weights file")] = None,
+    image_size: Annotated[int | None, typer.Option(help="download: output image size")] = None,
+    min_similarity: Annotated[float | None, typer.Option(help="filter: threshold (English)")] = None,
+    export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
+    samples_per_shard: Annotated[int, typer.Option(help="export: samples per output shard")] = 10_000,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = 0,
+    ray_address: RayAddressOpt = None,
+) -> None:
+    """Run extract, dedup, download, clip, filter, export and report; a re-run resumes where it stopped."""
+    from openpairs.build import build_config, run_build
+    from openpairs.build.config import parse_settings
+
+    try:
+        overrides = parse_settings(list(settings or []))
+        direct: dict[str, dict[str, Any]] = {
+            "clip": {"model": clip_model, "pretrained": clip_pretrained, "checkpoint": clip_checkpoint},
+            "download": {"image_size": image_size},
+            "filter": {"min_similarity": min_similarity},
+        }
+        for stage, values in direct.items():
+            overrides.setdefault(stage, {}).update({k: v for k, v in values.items() if v is not None})
+        formats = tuple(f.strip() for f in export.split(",")) if export else None
+        config = build_config(preset, overrides, formats, samples_per_shard)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with build_progress() as progress_for:
+        result = run_build(inputs, out, config, executor_config(executor, workers, ray_address), progress_for)
+    _finish(result)
+
+
+def demo(
+    out: Annotated[str, typer.Option("--out", help="where to write the demo dataset")] = "demo-out",
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = 0,
+) -> None:
+    """Build a small dataset offline from bundled Common Crawl samples served by a local mini web."""
+    from openpairs.demo.run import WARNING, run_demo
+
+    typer.secho(WARNING, fg="yellow", bold=True)
+    with build_progress() as progress_for:
+        outcome = run_demo(out, executor_config(executor, workers, None), progress_for)
+    _finish(outcome.build)
+    typer.echo(f"search index: {outcome.index}")
+    typer.echo(f"search page:  openpairs serve {out}   (then open http://127.0.0.1:1234/)")
+
+
+@contextmanager
+def build_progress() -> Iterator[ProgressFor]:
+    """One rich display with a row per stage: shards done/total, rows, rows/s and ETA."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("[bold]{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:>9,} rows {task.fields[rate]:>8.0f} rows/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns) as display:
+
+        def row(stage: str) -> Any:
+            task_id = display.add_task(stage, total=None, rows=0, rate=0.0)
+            seen = {"rows": 0}
+
+            def update(done: int, total: int, stats: Any) -> None:
+                if stats is not None:
+                    seen["rows"] += stats.rows_in
+                elapsed = display.tasks[task_id].elapsed or 0.0
+                rate = seen["rows"] / elapsed if elapsed else 0.0
+                display.update(task_id, completed=done, total=total, rows=seen["rows"], rate=rate)
+
+            return update
+
+        yield row
+
+
+def _finish(result: BuildResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"build: {result.out}")
+    for column in ("stage", "rows in", "kept", "dropped by status"):
+        table.add_column(column)
+    for stage, stats in result.totals.items():
+        drops = ", ".join(f"{s} {n:,}" for s, n in stats.statuses.most_common() if s != "ok")
+        table.add_row(stage, f"{stats.rows_in:,}", f"{stats.rows_out:,}", drops)
+    console.print(table)
+    for stage, failures in result.failed.items():
+        for failure in failures:
+            console.print(f"[red]{stage} shard {failure['shard']} failed: {failure['error']}")
+    for name, directory in result.exports.items():
+        console.print(f"dataset ({name}): {directory}")
+    if result.report:
+        console.print(f"report: {result.report}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the build and demo commands."""
+    app.command(name="build")(build)
+    app.command(name="demo")(demo)

@@ -1,0 +1,77 @@
+"""`openpairs demo`: the whole build, offline, on the bundled Common Crawl samples and the mini web."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openpairs.build import BuildResult, build_config, run_build
+from openpairs.build.run import ProgressFor
+from openpairs.demo import wat_files
+from openpairs.demo.miniweb import MiniWeb
+from openpairs.executors import ExecutorConfig
+
+WARNING = (
+    "DEMO: CLIP runs with a tiny model of RANDOM weights (no real weights can be downloaded here), so "
+    "similarities, NSFW tags and scores are meaningless. For real scores install the OpenAI ViT-B/32 weights "
+    "(open_clip downloads them on first use: `openpairs clip DIR --clip-model ViT-B-32 --clip-pretrained "
+    "openai`, or pass a local file with --clip-checkpoint PATH)."
+)
+# The bundled pages are a photo gallery (relative links) and non-English sites: resolve relatives and keep
+# every language so the funnel has something to show; random weights give similarities near 0.
+DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
+    "extract": {"relative_urls": "resolve", "english_only": False},
+    "dedup": {"shard_size": 100},
+    "download": {"backoff_base": 0.01, "shard_size": 100},
+    "filter": {"min_similarity": -1.0, "min_similarity_other": -1.0},
+}
+
+
+@dataclass
+class DemoResult:
+    """The finished build and the index made for `openpairs serve`."""
+
+    build: BuildResult
+    index: str
+
+
+def run_demo(out: str, executor: ExecutorConfig, progress_for: ProgressFor | None = None) -> DemoResult:
+    """Build the demo dataset into `out` (resumes), then index it for the search page."""
+    from openpairs.models.tiny import make_random_checkpoint
+
+    checkpoint = Path(out) / "_demo" / "tiny-random-clip.pt"
+    if not checkpoint.exists():
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():  # WARNING (printed first by the CLI) says it once, plainly
+            warnings.simplefilter("ignore")
+            make_random_checkpoint(checkpoint)
+    with MiniWeb() as web:
+        overrides: dict[str, dict[str, Any]] = {
+            **DEMO_OVERRIDES,
+            "download": {**DEMO_OVERRIDES["download"], "mirror": web.url},
+            "clip": {
+                "model": "openpairs-tiny-random",
+                "pretrained": None,
+                "checkpoint": str(checkpoint),
+                "device": "cpu",
+            },
+        }
+        config = build_config(
+            "laion400m",
+            overrides,
+            export_formats=("laion400m", "webdataset"),
+            samples_per_shard=64,
+            report_warnings=(WARNING,),
+        )
+        result = run_build(wat_files(), out, config, executor, progress_for)
+    return DemoResult(result, _index(out) if result.ok else "")
+
+
+def _index(out: str) -> str:
+    from openpairs.index.build import IndexConfig, build_index
+
+    directory = str(Path(out) / "index")
+    build_index(out, directory, IndexConfig(text=True, tune_queries=50))
+    return directory
