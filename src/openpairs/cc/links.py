@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -13,7 +12,6 @@ RESPONSE_MARK = b'"WARC-Type":"response"'
 IMG_MARK = b'"IMG@/src"'
 LICENSE_MARK = "creativecommons.org/licenses/"
 NO_LICENSE = "?"
-LICENSE_URL = re.compile(rb'"url":\s*"((?:[^"\\]|\\.)*?creativecommons\.org/licenses/(?:[^"\\]|\\.)*)"')
 
 
 class BadRecord(Exception):
@@ -71,10 +69,12 @@ def read_page(payload: bytes, target_uri: str) -> Page | None:
 def find_license(links: list[Any], payload: bytes = b"") -> str:
     """The URL of the first link whose URL contains creativecommons.org/licenses/, else '?'."""
     start = payload.find(b'"Links":[')
-    found = LICENSE_URL.search(payload, start) if start >= 0 else None
-    if found:  # the first matching link, read straight from the payload (orjson kept its order)
-        url = orjson.loads(b'"' + found.group(1) + b'"')
-        return str(url).strip()
+    mark = payload.find(LICENSE_MARK.encode(), start) if start >= 0 else -1
+    if mark >= 0:  # links are serialised in order: the first mark is the first licence link if it is a url
+        opening = payload.rfind(b'"', start, mark)
+        closing = payload.find(b'"', mark)
+        if payload[opening - 6 : opening] == b'"url":' and b"\\" not in payload[opening:closing]:
+            return payload[opening + 1 : closing].decode("utf-8", "replace").strip()
     for link in links:
         if isinstance(link, dict):
             url = link.get("url")

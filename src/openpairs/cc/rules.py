@@ -76,8 +76,6 @@ def apply_rules(
     bad_ext = np.zeros(len(urls), dtype=bool)
     for ext in config.drop_extensions:
         bad_ext |= _mask(pc.ends_with(path, ext.lower()))
-    caption = clean_alts(alt, config)
-    _mark(codes, _mask(pc.less(pc.utf8_length(caption), config.min_alt_length)), Status.ALT_TOO_SHORT)
     _mark(codes, bad_ext, Status.BAD_EXTENSION)
     _mark(codes, _mask(pc.greater(pc.utf8_length(url), config.max_url_length)), Status.URL_TOO_LONG)
     if config.relative_urls == "drop":
@@ -85,13 +83,18 @@ def apply_rules(
     _mark(codes, has_scheme & ~is_http, Status.BAD_SCHEME)
     _mark(codes, ~_mask(pc.greater(pc.utf8_length(alt), 0)), Status.NO_ALT)
     _mark(codes, invalid, Status.INVALID_LINK)
+    caption = clean_alts(alt, config, codes == CODE[Status.OK])
+    short = _mask(pc.less(pc.utf8_length(caption), config.min_alt_length)) & (codes == CODE[Status.OK])
+    _mark(codes, short, Status.ALT_TOO_SHORT)
     return RuledLinks(codes, url, caption)
 
 
-def clean_alts(alt: pa.Array, config: ExtractConfig) -> pa.Array:
-    """Alt text as LAION kept it: mojibake fixed, whitespace flattened, non-printables gone, stripped, cut."""
+def clean_alts(alt: pa.Array, config: ExtractConfig, alive: np.ndarray | None = None) -> pa.Array:
+    """Alt text as LAION kept it: mojibake fixed, whitespace flattened, non-printables gone, stripped, cut.
+    Mojibake repair (the costly part) runs only on the `alive` rows, those no other rule dropped."""
     if config.fix_text:
-        non_ascii = np.flatnonzero(~_mask(pc.string_is_ascii(alt)) & _mask(pc.is_valid(alt)))
+        wanted = _mask(pc.is_valid(alt)) if alive is None else alive
+        non_ascii = np.flatnonzero(~_mask(pc.string_is_ascii(alt)) & wanted)
         if len(non_ascii):
             fixed = alt.to_pylist()
             for i in non_ascii:

@@ -12,6 +12,7 @@ from typing import Any
 import mmh3
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from openpairs.cc import links as cclinks
@@ -85,6 +86,14 @@ def _pages(payloads: Iterator[WatPayload], stats: ShardStats) -> Iterator[cclink
             yield page
 
 
+def _keys(prefix: str, first: int, stop: int) -> pa.Array:
+    """Keys prefix + zero-padded row numbers first..stop-1, built in Arrow (same as mint_key)."""
+    rows = pc.utf8_lpad(
+        pc.cast(pa.array(np.arange(first, stop, dtype=np.int64)), pa.string()), ROW_DIGITS, "0"
+    )
+    return pc.binary_join_element_wise(pa.scalar(prefix), rows, "")
+
+
 class _Columns:
     """IMG links gathered page by page, ruled in batches; kept pairs as Arrow tables, statuses counted."""
 
@@ -143,7 +152,7 @@ class _Columns:
         for language in languages:
             self.counters[f"language:{language.code or 'none'}"] += 1
         data: dict[str, Any] = {
-            "key": [f"{prefix}{row:0{ROW_DIGITS}d}" for row in range(first, self.rows)],
+            "key": _keys(prefix, first, self.rows),
             "url": urls,
             "caption": captions,
             "page_url": pa.array([page.url for page in self.pages], pa.string()).take(take),
