@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openpairs.build.config import BuildConfig
 from openpairs.core.stats import ShardStats
@@ -12,6 +12,10 @@ from openpairs.executors import ExecutorConfig
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages.runner import Progress, StageResult, run_stage
+
+if TYPE_CHECKING:
+    from openpairs.report import ReportResult
+    from openpairs.stages.export import ExportResult
 
 STAGES = ("extract", "download", "clip", "filter", "export", "report")
 ProgressFor = Callable[[str], Progress | None]
@@ -24,8 +28,8 @@ class BuildResult:
     out: str
     totals: dict[str, ShardStats] = field(default_factory=dict)
     failed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    exports: dict[str, str] = field(default_factory=dict)
-    report: str = ""
+    exports: dict[str, ExportResult] = field(default_factory=dict)
+    report: ReportResult | None = None
 
     @property
     def ok(self) -> bool:
@@ -120,5 +124,5 @@ def _export_and_report(out: str, config: BuildConfig, result: BuildResult) -> No
         return  # exporting half a dataset would look complete; the re-run finishes it
     for name in config.export_formats:
         export = run_export(out, ExportConfig(format=name, samples_per_shard=config.samples_per_shard))  # type: ignore[arg-type]
-        result.exports[name] = export.directory
-    result.report = build_report(out, warnings=config.report_warnings).html
+        result.exports[name] = export
+    result.report = build_report(out, warnings=config.report_warnings)

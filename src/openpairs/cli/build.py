@@ -116,10 +116,10 @@ def _finish(result: BuildResult) -> None:
     for stage, failures in result.failed.items():
         for failure in failures:
             console.print(f"[red]{stage} shard {failure['shard']} failed: {failure['error']}")
-    for name, directory in result.exports.items():
-        console.print(f"dataset ({name}): {directory}")
+    for name, export in result.exports.items():
+        console.print(f"dataset ({name}): {export.directory} ({export.samples:,} samples)")
     if result.report:
-        console.print(f"report: {result.report}")
+        console.print(f"report: {result.report.html}")
     if not result.ok:
         raise typer.Exit(1)
 
