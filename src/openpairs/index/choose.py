@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 
-EXACT_MAX = 50_000  # below this, exact search is fast enough (a few ms) and needs no tuning
+EXACT_MAX = 20_000  # up to this, exact search takes ~1-2 ms on one core and needs no tuning
 HNSW_MAX = 200_000  # HNSW builds slowly; above this, IVF builds far faster on a few cores
 HNSW_M = 32
 
