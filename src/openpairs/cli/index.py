@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -68,7 +68,6 @@ def index_command(
     import os
 
     from rich.console import Console
-    from rich.table import Table
 
     from openpairs.index.build import IndexConfig, build_index
     from openpairs.index.choose import parse_size
@@ -93,6 +92,14 @@ def index_command(
     except (IndexInputError, ValueError) as exc:
         Console(stderr=True).print(f"[red]index: {exc}")
         raise typer.Exit(2) from exc
+    _print_manifest(manifest)
+
+
+def _print_manifest(manifest: dict[str, Any]) -> None:
+    """One table row per built index: kind, tuned parameter, recall@10, latency, build time."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{manifest['count']:,} items ({manifest['layout']} layout)")
     for column in ("modality", "index", "param", "recall@10", "p50 ms", "p99 ms", "build s"):
         table.add_column(column)
