@@ -29,7 +29,7 @@ from cc2dataset.main import process_wat
 cpu = time.process_time()
 pairs = sum(1 for _ in process_wat(sys.argv[1], "image"))
 cpu = time.process_time() - cpu
-print(json.dumps({"pairs": pairs, "cpu": cpu, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"pairs": pairs, "links": pairs, "cpu": cpu, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 OURS_CODE = """
@@ -42,7 +42,8 @@ config = stage_config(ExtractConfig, "extract", sys.argv[2], **overrides)
 cpu = time.process_time()
 stats = run_shard(config, ShardTask("extract", 0, (sys.argv[1],), sys.argv[4]))
 cpu = time.process_time() - cpu
-print(json.dumps({"pairs": stats.rows_out, "cpu": cpu, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"pairs": stats.rows_out, "links": stats.counters["img_with_alt"], "cpu": cpu,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 CC2_RULES = {
@@ -91,6 +92,13 @@ def main() -> None:
                 json.dumps(CC2_RULES),
             ),
             "openpairs, laion5b + CLD3, --vary-alt": (sys.executable, OURS_CODE, str(vary), "laion5b", "{}"),
+            "openpairs, laion5b + CLD3 on every alt, --vary-alt": (
+                sys.executable,
+                OURS_CODE,
+                str(vary),
+                "laion5b",
+                json.dumps({"relative_urls": "resolve"}),
+            ),
         }
         for name, (python, code, *rest) in runs.items():
             tries = [
@@ -104,12 +112,18 @@ def main() -> None:
             ]
             results[name] = min(tries, key=lambda r: r["cpu"])
     base = results["cc2dataset 1.5.0 (no rules)"]
-    base_rate = base["pairs"] / base["cpu"]
-    print(f"{'run':42} {'pairs':>9} {'CPU s':>7} {'pairs/s':>9} {'vs cc2dataset':>14} {'peak RSS MB':>12}")
+    base_rate = base["links"] / base["cpu"]
+    print(
+        "IMG+alt links/s: links read and ruled per CPU second (cc2dataset keeps every one of them as a pair)"
+    )
+    print(
+        f"{'run':52} {'links':>8} {'pairs kept':>10} {'CPU s':>6} {'links/s':>8} {'vs cc2dataset':>13} {'RSS MB':>7}"
+    )
     for name, r in results.items():
-        rate = r["pairs"] / r["cpu"]
+        rate = r["links"] / r["cpu"]
         print(
-            f"{name:42} {int(r['pairs']):>9,} {r['cpu']:>7.2f} {rate:>9,.0f} {rate / base_rate:>13.2f}x {r['rss_mb']:>12.0f}"
+            f"{name:52} {int(r['links']):>8,} {int(r['pairs']):>10,} {r['cpu']:>6.2f} {rate:>8,.0f} "
+            f"{rate / base_rate:>12.2f}x {r['rss_mb']:>7.0f}"
         )
 
 
