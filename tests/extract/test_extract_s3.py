@@ -18,7 +18,9 @@ def test_extract_from_and_to_s3_matches_local(run, tmp_path) -> None:
         fs.put(str(WAT_2014), f"{bucket}/in/{WAT_2014.name}".removeprefix("s3://"))
         outcome = run([f"{bucket}/in/*.wat*"], preset="laion5b", out=f"{bucket}/run", relative_urls="resolve")
         assert not outcome.extract.failed
-        names = sorted(p.rsplit("/", 1)[-1] for p in fs.find(f"{bucket}/run/candidates".removeprefix("s3://")))
+        names = sorted(
+            p.rsplit("/", 1)[-1] for p in fs.find(f"{bucket}/run/candidates".removeprefix("s3://"))
+        )
         assert "00000.parquet" in names and "00000_stats.json" in names
         with fs.open(f"{bucket}/run/candidates/00000.parquet".removeprefix("s3://"), "rb") as handle:
             remote = pq.read_table(handle)
