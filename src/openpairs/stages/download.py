@@ -26,6 +26,7 @@ from openpairs.io import fs as ofs
 from openpairs.net.config import FetchConfig
 from openpairs.net.optout import DEFAULT_DIRECTIVES
 from openpairs.stages import download_write as dw
+from openpairs.stages.download_memory import trim_malloc, tune_malloc
 from openpairs.stages.inputs import InputSpec, normalise
 from openpairs.stages.runner import ShardTask
 
@@ -110,6 +111,7 @@ def _subset(cls: type[T], config: DownloadConfig) -> T:
 def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
     """Download one shard; with `retry_failed`, re-fetch only the transient rows of its previous output."""
     started = time.perf_counter()
+    tune_malloc()
     stats = ShardStats(stage=STAGE, shard=task.index)
     inputs = read_input_shard(task.inputs[0], config)
     keys: list[str] = [str(k) for k in inputs.column("key").to_pylist()]
@@ -130,6 +132,7 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
         stats.time("write", time.perf_counter() - write_started)
     finally:
         spool.close()
+        trim_malloc()
     for outcome in final:
         stats.count(outcome.status)
         if outcome.status != Status.OK and outcome.error:
