@@ -71,22 +71,32 @@ def write_metadata(sources: Sources, path: str, progress: Callable[[int], None] 
 
 
 class Metadata:
-    """Memory-mapped metadata rows, looked up by id."""
+    """Memory-mapped metadata rows, looked up by id (batch by batch: no chunk concatenation per query)."""
 
     def __init__(self, path: str) -> None:
         self.source = pa.memory_map(path, "r")
-        self.table = ipc.open_file(self.source).read_all()
-        self.columns = self.table.column_names
+        reader = ipc.open_file(self.source)
+        self.batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        self.columns = reader.schema.names
+        self.offsets = np.cumsum([0] + [b.num_rows for b in self.batches])
+        # scalar access per (row, column) is O(1); Table.take would concatenate every chunk per query
+        self._columns = [b.columns for b in self.batches]
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return int(self.offsets[-1])
 
     def rows(self, ids: np.ndarray | list[int], columns: list[str] | None = None) -> list[dict[str, Any]]:
-        """The rows of `ids` (all in range), as dicts of plain Python values."""
-        names = [c for c in (columns or self.columns) if c in self.columns]
-        taken = self.table.select(names).take(np.asarray(ids, dtype=np.int64))
-        return taken.to_pylist()  # type: ignore[no-any-return]
+        """The rows of `ids` (all in range), as dicts of plain Python values, in the order given."""
+        wanted = [(n, self.columns.index(n)) for n in (columns or self.columns) if n in self.columns]
+        ids = np.asarray(ids, dtype=np.int64)
+        which = np.searchsorted(self.offsets, ids, side="right") - 1
+        rows = []
+        for item, batch in zip(ids.tolist(), which.tolist(), strict=True):
+            arrays, offset = self._columns[batch], item - int(self.offsets[batch])
+            rows.append({name: arrays[j][offset].as_py() for name, j in wanted})
+        return rows
 
     def close(self) -> None:
         """Release the memory map."""
+        self.batches, self._columns = [], []
         self.source.close()

@@ -75,7 +75,7 @@ class SearchIndex:
     def knn(self, query: np.ndarray, modality: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw (similarities, ids) of the top-k for one normalised query vector, ids >= 0 only."""
         vector = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        distances, ids = self.indexes[modality].search(vector, min(k, self.metadata.table.num_rows))
+        distances, ids = self.indexes[modality].search(vector, min(k, len(self.metadata)))
         keep = ids[0] >= 0
         return distances[0][keep], ids[0][keep]
 
