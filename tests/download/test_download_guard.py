@@ -7,7 +7,8 @@ import ipaddress
 
 import pytest
 
-from openpairs.net.guard import AddressPolicy, BlockedAddressError, GuardedResolver, block_reason, parse_ip
+from openpairs.net.guard import AddressPolicy, BlockedAddressError, block_reason, parse_ip
+from openpairs.net.resolver import GuardedResolver
 
 BLOCKED = [
     ("169.254.169.254", "link-local"),

@@ -73,8 +73,8 @@ def download(
     """Download images into DIR/shards/<i>.tar (+ .parquet, _stats.json), resumably."""
     from openpairs.cli.common import executor_config, print_result
     from openpairs.presets import stage_config
-    from openpairs.stages.download import DownloadConfig, reopen_transient, run_shard
-    from openpairs.stages.download_plan import plan_tasks
+    from openpairs.stages.download import DownloadConfig, run_shard
+    from openpairs.stages.download_plan import plan_isolated
     from openpairs.stages.runner import run_stage
 
     extra = tuple(c.strip() for item in save_additional_columns or [] for c in item.split(",") if c.strip())
@@ -110,13 +110,11 @@ def download(
             mirror=mirror,
             retry_failed=retry_failed,
         )
-        tasks = plan_tasks(config.input_spec(input), out, config.shard_size)
+        tasks, reopened = plan_isolated(config.input_spec(input), out, config.shard_size, retry_failed)
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from error
     if retry_failed:
-        typer.echo(
-            f"--retry-failed: {reopen_transient(tasks)} finished shard(s) have transient failures to retry"
-        )
+        typer.echo(f"--retry-failed: {reopened} finished shard(s) have transient failures to retry")
     with download_progress() as progress:
         result = run_stage(
             run_shard, config, tasks, executor_config(executor, workers, ray_address), progress

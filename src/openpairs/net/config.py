@@ -38,8 +38,7 @@ class FetchConfig:
     seed: int = 0  # jitter seed
 
     def __post_init__(self) -> None:
-        from openpairs.net.fetch import mirror_addresses
-        from openpairs.net.guard import AddressPolicy
+        from openpairs.net.guard import AddressPolicy, mirror_addresses
 
         AddressPolicy(allow=self.allow_addresses)  # a bad --allow-address fails here, clearly
         mirror_addresses(self.mirror)

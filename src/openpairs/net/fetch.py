@@ -12,8 +12,9 @@ from yarl import URL
 
 from openpairs.core.status import Status, http_status
 from openpairs.net.config import FetchConfig, FetchResult
-from openpairs.net.guard import AddressPolicy, BlockedAddressError, GuardedResolver, parse_ip
+from openpairs.net.guard import AddressPolicy, BlockedAddressError, mirror_addresses, parse_ip
 from openpairs.net.optout import opted_out
+from openpairs.net.resolver import GuardedResolver
 from openpairs.net.retry import HostHealth, backoff_seconds, retry_after_seconds, should_retry
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -230,19 +231,3 @@ def unmirror_url(mirror: str, url: URL) -> URL | None:
     if scheme not in SCHEMES or not rest:
         return None
     return URL(f"{scheme}://{rest}", encoded=True)
-
-
-def mirror_addresses(mirror: str) -> tuple[str, ...]:
-    """The addresses a mirror origin is reached at (allowed implicitly); a clear error for a bad one."""
-    if not mirror:
-        return ()
-    url = URL(mirror)
-    if url.scheme not in SCHEMES:
-        raise ValueError(f"--mirror must be an http(s) URL, got {mirror!r}")
-    host = url.host or ""
-    if host == "localhost":
-        return ("127.0.0.1", "::1")
-    address = parse_ip(host)
-    if address is None:
-        raise ValueError(f"--mirror must name its host by IP address (it is implicitly allowed): {mirror}")
-    return (str(address),)

@@ -8,12 +8,9 @@ cloud metadata service or the local network by hiding an address.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-from aiohttp.abc import AbstractResolver, ResolveResult
+from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -149,31 +146,17 @@ class AddressPolicy:
         return True
 
 
-class GuardedResolver(AbstractResolver):
-    """An aiohttp resolver that applies an AddressPolicy to every address it returns (every hop)."""
-
-    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
-        from aiohttp.resolver import DefaultResolver
-
-        self.policy = policy
-        self.inner = inner or DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """Resolve `host` and refuse it if any of its addresses is blocked."""
-        if self.policy.check_literal(host):
-            address = str(parse_ip(host))
-            return [_literal_result(host, address, port)]
-        results = await self.inner.resolve(host, port, family)
-        self.policy.check_addresses(host, (r["host"] for r in results))
-        return results
-
-    async def close(self) -> None:
-        """Release the inner resolver."""
-        await self.inner.close()
-
-
-def _literal_result(host: str, address: str, port: int) -> Any:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    return ResolveResult(hostname=host, host=address, port=port, family=family, proto=0, flags=0)
+def mirror_addresses(mirror: str) -> tuple[str, ...]:
+    """The addresses a mirror origin is reached at (allowed implicitly); a clear error for a bad one."""
+    if not mirror:
+        return ()
+    url = urlsplit(mirror)
+    if url.scheme not in ("http", "https"):
+        raise ValueError(f"--mirror must be an http(s) URL, got {mirror!r}")
+    host = url.hostname or ""
+    if host == "localhost":
+        return ("127.0.0.1", "::1")
+    address = parse_ip(host)
+    if address is None:
+        raise ValueError(f"--mirror must name its host by IP address (it is implicitly allowed): {mirror}")
+    return (str(address),)

@@ -26,7 +26,7 @@ from openpairs.io import fs as ofs
 from openpairs.net.config import FetchConfig
 from openpairs.net.optout import DEFAULT_DIRECTIVES
 from openpairs.stages import download_write as dw
-from openpairs.stages.download_memory import trim_malloc, tune_malloc
+from openpairs.stages.download_memory import process_bounded, trim_malloc, tune_malloc
 from openpairs.stages.inputs import InputSpec, normalise
 from openpairs.stages.runner import ShardTask
 
@@ -229,7 +229,7 @@ async def _one(
     stats: ShardStats,
 ) -> dw.Outcome:
     """Fetch, check and convert one URL; every failure is an Outcome, never an exception."""
-    from openpairs.image import ImageRejected, process_image
+    from openpairs.image import ImageRejected
 
     if not url:
         return dw.Outcome(Status.INVALID_URL, "missing URL")
@@ -241,7 +241,7 @@ async def _one(
     stats.bump("bytes_downloaded", len(result.body))
     try:
         image = await asyncio.get_running_loop().run_in_executor(
-            pool, process_image, result.body, image_config
+            pool, process_bounded, result.body, image_config
         )
     except ImageRejected as rejected:
         return dw.Outcome(str(rejected.status), rejected.reason, bytes=len(result.body))

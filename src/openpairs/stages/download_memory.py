@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
-from typing import Any
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from openpairs.image import ImageConfig, ProcessedImage
 
 _MALLOC_TUNED = False
 
@@ -41,3 +51,30 @@ def _libc() -> Any:
         return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
+
+
+BIG_DECODE_PIXELS = 4_000_000
+_LOCK_PATH = os.path.join(tempfile.gettempdir(), "openpairs-big-decode.lock")
+
+
+def process_bounded(body: bytes, config: ImageConfig) -> ProcessedImage:
+    """`process_image`, with full-size decodes of big non-JPEG images taken one at a time per machine.
+
+    Such a decode briefly needs a few hundred MB (JPEGs are DCT-reduced and stay small); a file lock
+    shared by the workers of a machine keeps those peaks from stacking up. The kernel drops the lock if
+    its holder dies.
+    """
+    from openpairs.image import ImageRejected, probe_size, process_image
+
+    try:
+        width, height, fmt = probe_size(body)
+    except (ImageRejected, Exception):
+        return process_image(body, config)  # raises the proper rejection
+    if width * height < BIG_DECODE_PIXELS or fmt in ("JPEG", "MPO") or fcntl is None:
+        return process_image(body, config)
+    with open(_LOCK_PATH, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            return process_image(body, config)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

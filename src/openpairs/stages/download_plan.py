@@ -46,6 +46,7 @@ def plan_tasks(spec: InputSpec, out: str, shard_size: int) -> list[ShardTask]:
         commit.write_parquet_atomic(table, ofs.join(inputs, f"{commit.shard_name(index)}.parquet"))
         count = index + 1
     commit.write_bytes_atomic(plan_path, json.dumps({**wanted, "shards": count}).encode("utf-8"))
+    pa.default_memory_pool().release_unused()  # the driver only waits from here on: give its buffers back
     return _tasks(out, inputs, count)
 
 
@@ -91,3 +92,25 @@ def _has_keys(path: str) -> bool:
 
     with ofs.open_file(path, "rb") as handle:
         return "key" in pq.ParquetFile(handle).schema_arrow.names
+
+
+def plan_isolated(
+    spec: InputSpec, out: str, shard_size: int, retry_failed: bool
+) -> tuple[list[ShardTask], int]:
+    """`plan_tasks` (and, for --retry-failed, `reopen_transient`) in a short-lived child process.
+
+    Reading parquet initialises ~50-70 MB of Arrow/Parquet state that the driver would then hold, idle,
+    for the whole run; a child gives it back. Returns (tasks, shards reopened for retry).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_plan, spec, out, shard_size, retry_failed).result()
+
+
+def _plan(spec: InputSpec, out: str, shard_size: int, retry_failed: bool) -> tuple[list[ShardTask], int]:
+    from openpairs.stages.download import reopen_transient
+
+    tasks = plan_tasks(spec, out, shard_size)
+    return tasks, reopen_transient(tasks) if retry_failed else 0
