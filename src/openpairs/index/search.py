@@ -116,11 +116,12 @@ class SearchIndex:
         if store is None or len(results) < 2:
             return results
         vectors = store.take(np.array([r["id"] for r in results]))
-        kept: list[int] = []
-        for j in range(len(results)):
-            if not kept or float(np.max(vectors[kept] @ vectors[j])) < DEDUP_THRESHOLD:
-                kept.append(j)
-        return [results[j] for j in kept]
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        # drop a result when any better-ranked one is near-identical (clip-retrieval's rule)
+        # einsum, not `@`: a tiny BLAS call next to faiss's OpenMP threads can stall for milliseconds
+        similarity = np.einsum("id,jd->ij", vectors, vectors)
+        duplicate = np.triu(similarity >= DEDUP_THRESHOLD, k=1).any(axis=0)
+        return [r for r, dup in zip(results, duplicate.tolist(), strict=True) if not dup]
 
     def close(self) -> None:
         """Release the metadata memory map."""

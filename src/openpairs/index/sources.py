@@ -131,6 +131,9 @@ class EmbeddingStore:
         ids = np.asarray(ids, dtype=np.int64)
         shard = np.searchsorted(self.offsets, ids, side="right") - 1
         out = np.empty((len(ids), self.dim), dtype=np.float32)
-        for j, (i, s) in enumerate(zip(ids, shard, strict=True)):
-            out[j] = self.arrays[s][i - self.offsets[s]]
+        for s in np.unique(shard):
+            positions = np.nonzero(shard == s)[0]
+            local = ids[positions] - self.offsets[s]
+            order = np.argsort(local)  # sorted reads from the memory map
+            out[positions[order]] = self.arrays[s][local[order]]
         return out

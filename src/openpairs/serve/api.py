@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from openpairs.index.search import Filters
@@ -102,7 +102,7 @@ def router(service: Service) -> APIRouter:
     api = APIRouter(prefix="/api", tags=["search"])
 
     @api.post("/search", response_model=SearchResponse, openapi_extra=SEARCH_BODY_DOC)
-    async def search(request: Request) -> SearchResponse:
+    async def search(request: Request) -> Response:
         """k nearest neighbours of a text, image, image URL, embedding or stored-id query."""
         query = await read_request(request, service)
         service.check_index(query.index)
@@ -111,9 +111,10 @@ def router(service: Service) -> APIRouter:
         k = min(query.k, service.config.max_k)
         filters = Filters(safe=query.safe, dedup=query.dedup, min_aesthetic=query.min_aesthetic)
         results = await service.search(vector, modality, k, filters)
-        return SearchResponse.model_validate(
+        response = SearchResponse.model_validate(
             {"index": service.name, "modality": modality, "k": k, "results": results}
         )
+        return Response(response.model_dump_json(), media_type="application/json")  # validated once
 
     @api.get("/info", response_model=IndexInfo)
     def info() -> IndexInfo:

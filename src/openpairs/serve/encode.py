@@ -116,11 +116,14 @@ class QueryEncoder:
         """Validate and normalise a raw query embedding."""
         if len(values) != self.index.dim:
             raise ApiError(422, f"embedding has {len(values)} values; this index expects {self.index.dim}")
-        if not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
-        ):
+        if any(isinstance(v, bool | str) for v in values[:1]):
             raise ApiError(422, "embedding must contain only finite numbers")
-        vector = np.asarray(values, dtype=np.float64)
+        try:
+            vector = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, "embedding must contain only finite numbers") from exc
+        if vector.ndim != 1 or not np.isfinite(vector).all():
+            raise ApiError(422, "embedding must contain only finite numbers")
         norm = float(np.linalg.norm(vector))
         if norm == 0.0 or not math.isfinite(norm):
             raise ApiError(422, "embedding has zero (or overflowing) norm")
