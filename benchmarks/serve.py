@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=1, help="openpairs serve --workers")
     parser.add_argument("--endpoint", choices=("api", "knn-service"), default="api")
     args = parser.parse_args()
     root = DATA / f"n{args.n}_d512_c4000"
@@ -122,6 +123,8 @@ def main() -> None:
         str(port),
         "--name",
         root.name,
+        "--workers",
+        str(args.workers),
     ]
     server = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
@@ -135,7 +138,9 @@ def main() -> None:
         server.wait(timeout=30)
     qps = len(latencies) / wall
     p50, p99 = np.percentile(latencies, 50), np.percentile(latencies, 99)
-    print(f"\n{args.n:,} vectors, {args.clients} clients, {len(latencies)} requests to /{args.endpoint}")
+    print(
+        f"\n{args.n:,} vectors, {args.workers} server worker(s), {args.clients} clients, {len(latencies)} requests to /{args.endpoint}"
+    )
     print(f"{'queries/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'failures':>9}")
     print(f"{qps:>10.0f} {p50:>8.2f} {p99:>8.2f} {failures:>9}")
 

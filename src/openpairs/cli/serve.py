@@ -28,6 +28,7 @@ def serve_command(
     allow_address: Annotated[
         list[str] | None, typer.Option("--allow-address", help="address/network image URLs may reach")
     ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="server processes (each loads the index)")] = 1,
     max_k: Annotated[int, typer.Option("--max-k", help="most results per query")] = 500,
     max_body: Annotated[str, typer.Option("--max-body", help="largest request body")] = "8M",
     cors_origin: Annotated[
@@ -62,7 +63,7 @@ def serve_command(
         cors_origins=tuple(cors_origin or ("*",)),
     )
     try:
-        run(config, host=host, port=port)
+        run(config, host=host, port=port, workers=workers)
     except IndexNotFoundError as exc:
         typer.echo(f"serve: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -93,7 +93,8 @@ def discover(root: str) -> Sources:
 
 def open_embeddings(path: str) -> np.ndarray:
     """A read-only memory map of one .npy embedding file (2-D)."""
-    array = np.load(path, mmap_mode="r")
+    # a plain ndarray view of the memory map: np.memmap's own indexing is ~10x slower per call
+    array = np.asarray(np.load(path, mmap_mode="r"))
     if array.ndim != 2:
         raise IndexInputError(f"{path}: expected a 2-D array, got shape {array.shape}")
     return array

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +16,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from openpairs import __version__
+from openpairs.index.build import INDEX_JSON
+from openpairs.index.search import IndexNotFoundError
 from openpairs.serve import api, compat
 from openpairs.serve.config import ApiError, ServeConfig
 from openpairs.serve.limits import BodyLimitMiddleware
@@ -19,6 +25,7 @@ from openpairs.serve.service import Service
 
 STATIC = Path(__file__).parent / "static"
 LOG = logging.getLogger(__name__)
+CONFIG_ENV = "OPENPAIRS_SERVE_CONFIG"
 
 
 def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
@@ -61,12 +68,30 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     return app
 
 
-def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 1234, workers_threads: int = 1) -> None:
-    """Serve with uvicorn until interrupted."""
+def app_from_environment() -> FastAPI:
+    """uvicorn factory for worker processes: the ServeConfig arrives as JSON in OPENPAIRS_SERVE_CONFIG."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    values: dict[str, Any] = json.loads(os.environ[CONFIG_ENV])
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return create_app(ServeConfig(**fields))
+
+
+def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 1234, workers: int = 1) -> None:
+    """Serve with uvicorn until interrupted (`workers` > 1: that many processes, each with the index)."""
     import faiss
     import uvicorn
 
-    faiss.omp_set_num_threads(max(workers_threads, 1))  # one query per request: parallelise across requests
+    if not os.path.exists(os.path.join(config.index_dir, INDEX_JSON)):
+        raise IndexNotFoundError(f"no {INDEX_JSON} in {config.index_dir}: run `openpairs index` first")
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if workers > 1:
+        os.environ[CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
+        LOG.info("serving %s on http://%s:%d with %d workers", config.index_dir, host, port, workers)
+        uvicorn.run("openpairs.serve.app:app_from_environment", factory=True, workers=workers, **options)
+        return
+    faiss.omp_set_num_threads(1)  # one query per request: parallelise across requests
     app = create_app(config)
     LOG.info("serving %s on http://%s:%d", app.state.service.name, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, **options)
