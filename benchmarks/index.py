@@ -58,7 +58,7 @@ print(json.dumps({"build_s": build, "recall": recall, "p50_ms": float(np.percent
 
 
 def make_data(
-    root: Path, n: int, dim: int, clusters: int, spread: float, queries: int, seed: int = 0
+    root: Path, n: int, dim: int, clusters: int, spread: float, queries: int, seed: int = 0, families: int = 0
 ) -> None:
     """Write the clustered vectors (float16 shards), metadata, held-out queries and their exact top-10."""
     import pyarrow as pa
@@ -69,10 +69,16 @@ def make_data(
 
     stamp = root / "params.json"
     params = {"n": n, "dim": dim, "clusters": clusters, "spread": spread, "queries": queries, "seed": seed}
+    if families:
+        params["families"] = families
     if stamp.exists() and json.loads(stamp.read_text()) == params:
         return
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    if families:  # harder: cluster centres themselves grouped in `families` overlapping groups
+        heads = rng.standard_normal((families, dim)).astype(np.float32)
+        heads /= np.linalg.norm(heads, axis=1, keepdims=True)
+        centres = heads[rng.integers(0, families, size=clusters)] + centres * (0.8 / np.sqrt(dim))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
 
     def draw(count: int) -> np.ndarray:
@@ -165,6 +171,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--clusters", type=int, default=4000)
     parser.add_argument("--spread", type=float, default=1.0, help="noise norm around a cluster centre")
+    parser.add_argument("--families", type=int, default=0, help="group cluster centres (a harder set)")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-budget", default="4G")
@@ -172,9 +179,13 @@ def main() -> None:
     parser.add_argument("--skip-autofaiss", action="store_true")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
-    root = DATA / f"n{args.n}_d{args.dim}_c{args.clusters}"
+    root = (
+        DATA / f"n{args.n}_d{args.dim}_c{args.clusters}"
+        if not args.families
+        else DATA / (f"n{args.n}_d{args.dim}_c{args.clusters}_f{args.families}")
+    )
     started = time.perf_counter()
-    make_data(root, args.n, args.dim, args.clusters, args.spread, args.queries)
+    make_data(root, args.n, args.dim, args.clusters, args.spread, args.queries, families=args.families)
     print(f"data ready in {time.perf_counter() - started:.0f}s: {root}", file=sys.stderr)
     results = {"openpairs": run_openpairs(root, args.threads, args.memory_budget, args.factory)}
     if not args.skip_autofaiss:
