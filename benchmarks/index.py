@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--memory-budget", default="4G")
     parser.add_argument("--factory", default=None, help="force a faiss factory for openpairs")
     parser.add_argument("--skip-autofaiss", action="store_true")
+    parser.add_argument("--skip-openpairs", action="store_true")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     root = (
@@ -187,7 +188,9 @@ def main() -> None:
     started = time.perf_counter()
     make_data(root, args.n, args.dim, args.clusters, args.spread, args.queries, families=args.families)
     print(f"data ready in {time.perf_counter() - started:.0f}s: {root}", file=sys.stderr)
-    results = {"openpairs": run_openpairs(root, args.threads, args.memory_budget, args.factory)}
+    results: dict[str, dict[str, Any]] = {}
+    if not args.skip_openpairs:
+        results["openpairs"] = run_openpairs(root, args.threads, args.memory_budget, args.factory)
     if not args.skip_autofaiss:
         results["autofaiss"] = run_autofaiss(root, args.threads, args.memory_budget)
     print(f"\n{args.n:,} x {args.dim}, {args.clusters} clusters, {args.threads} cores, {args.memory_budget}")
