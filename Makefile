@@ -9,6 +9,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	# clip-retrieval's client and front page, for the compatibility tests: its own pins (old pyarrow,
+	# torch ranges) would fight ours, and ClipClient needs only requests, so it comes without dependencies.
+	$(PY) -m pip install -q --no-deps clip-retrieval==2.45.0
 	touch $(STAMP)
 
 install: $(STAMP)
