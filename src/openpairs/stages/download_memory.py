@@ -21,10 +21,11 @@ _MALLOC_TUNED = False
 
 
 def tune_malloc() -> None:
-    """glibc: serve big buffers (decoded images) by mmap so they go back to the OS when freed; few arenas.
+    """glibc: serve big buffers (decoded images over 8 MB) by mmap so they go back to the OS when freed.
 
-    Without it the dynamic mmap threshold grows and freed multi-MB image buffers stay in the heap, so a
-    worker's memory ratchets up to the largest images it ever decoded.
+    Without it the dynamic mmap threshold grows to 32 MB and freed image buffers stay in the heap, so a
+    worker's memory ratchets up to the largest images it ever decoded. A lower threshold costs page faults
+    on every image (measured: +10% CPU at 256 KB); 8 MB keeps those rare. Two arenas, not 8 per core.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED:
@@ -32,7 +33,8 @@ def tune_malloc() -> None:
     _MALLOC_TUNED = True
     libc = _libc()
     if libc is not None:
-        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD (fixing it disables the dynamic threshold)
+        libc.mallopt(-3, 8 * 1024 * 1024)  # M_MMAP_THRESHOLD: fixed, so it no longer grows to 32 MB
+        libc.mallopt(-1, 32 * 1024 * 1024)  # M_TRIM_THRESHOLD: keep up to 32 MB of free heap for reuse
         libc.mallopt(-8, 2)  # M_ARENA_MAX
 
 
