@@ -144,3 +144,24 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
     os.remove(tmp_path / "metadata" / "metadata_1.parquet")
     with pytest.raises(IndexInputError, match="no metadata parquet"):
         build_index(str(tmp_path), str(tmp_path / "index"), IndexConfig())
+
+
+def test_all_zero_rows_keep_their_ids_but_are_not_indexed(tmp_path: Path) -> None:
+    images, _ = make_dataset(str(tmp_path), "clip-retrieval", shards=1, rows=300, dim=16)
+    path = tmp_path / "img_emb" / "img_emb_0.npy"
+    stored = np.load(path)
+    zero = [5, 6, 100]
+    stored[zero] = 0  # the clip stage's marker for a missing image
+    np.save(path, stored)
+    entry = build_index(str(tmp_path), str(tmp_path / "index"), IndexConfig(tune_queries=50))["indices"][
+        "image"
+    ]
+    assert entry["count"] == 300 and entry["indexed"] == 297
+    index = SearchIndex(str(tmp_path / "index"))
+    hits = index.search(-images[7], "image", 300, NO_FILTERS)  # even the worst matches
+    assert len(hits) == 297 and not {h["id"] for h in hits} & set(zero)
+    assert index.search(images[7], "image", 1, NO_FILTERS)[0]["caption"] == "caption number 7"
+    stored[:] = 0
+    np.save(path, stored)
+    with pytest.raises(IndexInputError, match="all-zero"):
+        build_index(str(tmp_path), str(tmp_path / "index2"), IndexConfig())

@@ -23,6 +23,7 @@ Progress = Callable[[str, int, int], None]
 INDEX_JSON = "index.json"
 METADATA_FILE = "metadata.arrow"
 TRAIN_POINTS_PER_LIST = 40
+ZERO_NORM = 1e-6  # squared norm below which a row is a missing embedding
 
 
 @dataclass(frozen=True)
@@ -44,23 +45,40 @@ def _noop(phase: str, done: int, total: int) -> None:
 
 def train_and_add(
     store: EmbeddingStore, choice: IndexChoice, progress: Progress, seed: int = 0
-) -> faiss.Index:
-    """Create the index, train it on a sample and add every vector in chunks."""
-    index = faiss.index_factory(store.dim, choice.factory, faiss.METRIC_INNER_PRODUCT)
+) -> tuple[faiss.Index, int]:
+    """Create the index, train it on a sample, add every non-zero vector by id; returns it and the count.
+
+    The clip stage writes an all-zero row where an image or caption is missing: such rows keep their id
+    (metadata stays aligned) but are not indexed, so they never come back as results.
+    """
+    factory = choice.factory if choice.factory.startswith("IDMap") else f"IDMap,{choice.factory}"
+    index = faiss.index_factory(store.dim, factory, faiss.METRIC_INNER_PRODUCT)
     if not index.is_trained:
         progress("train", 0, 0)
         wanted = max(choice.nlist * TRAIN_POINTS_PER_LIST, 20_000)
-        rng = np.random.default_rng(seed)
-        ids = np.sort(rng.choice(store.count, size=min(wanted, store.count), replace=False))
-        ivf = faiss.extract_index_ivf(index)
-        ivf.cp.niter = 10
-        index.train(store.take(ids))
+        sample = nonzero_sample(store, wanted, seed)
+        if len(sample) == 0:
+            raise IndexInputError("every embedding is all-zero: nothing to index")
+        faiss.extract_index_ivf(index).cp.niter = 10
+        index.train(sample)
         progress("train", 1, 1)
     progress("add", 0, store.count)
+    added = 0
     for start, stop in store.chunks():
-        index.add(store.rows(start, stop))
+        rows = store.rows(start, stop)
+        keep = np.einsum("ij,ij->i", rows, rows) > ZERO_NORM
+        index.add_with_ids(rows[keep], np.arange(start, stop, dtype=np.int64)[keep])
+        added += int(keep.sum())
         progress("add", stop, store.count)
-    return index
+    return index, added
+
+
+def nonzero_sample(store: EmbeddingStore, count: int, seed: int = 0) -> np.ndarray:
+    """Up to `count` random stored vectors, all-zero rows left out."""
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(store.count, size=min(count, store.count), replace=False))
+    vectors = store.take(ids)
+    return vectors[np.einsum("ij,ij->i", vectors, vectors) > ZERO_NORM]
 
 
 def build_one(
@@ -70,15 +88,17 @@ def build_one(
     choice = choose_index(store.count, store.dim, config.memory_budget)
     if config.factory:
         param = "nprobe" if "IVF" in config.factory else "efSearch" if "HNSW" in config.factory else None
-        match = re.match(r"IVF(\d+)", config.factory)
+        match = re.search(r"IVF(\d+)", config.factory)
         nlist = int(match.group(1)) if match else 0
         choice = IndexChoice(config.factory, param, 0, nlist)
     started = time.perf_counter()
-    index = train_and_add(store, choice, progress)
+    index, added = train_and_add(store, choice, progress)
+    if added == 0:
+        raise IndexInputError("every embedding is all-zero: nothing to index")
     build_seconds = time.perf_counter() - started
     progress("tune", 0, 0)
     ids, queries = tune.sample_queries(store, config.tune_queries)
-    k = min(config.k, max(store.count - 1, 1))
+    k = min(config.k, max(added - 1, 1))
     truth = tune.without_self(tune.exact_knn(store, queries, k + 1), ids, k)
     tuned = tune.tune(index, choice.param, queries, truth, config.target_recall, ids)
     latency = tune.latency_ms(index, queries, k)
@@ -86,6 +106,7 @@ def build_one(
     entry = {
         **asdict(choice),
         "count": store.count,
+        "indexed": added,
         "dim": store.dim,
         "value": tuned["value"],
         f"recall_at_{k}": tuned["recall"],

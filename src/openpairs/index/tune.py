@@ -24,8 +24,11 @@ def sample_queries(store: EmbeddingStore, count: int, seed: int = 0) -> tuple[np
     queries behave like new points drawn from the data's own distribution.
     """
     rng = np.random.default_rng(seed)
-    ids = np.sort(rng.choice(store.count, size=min(count, store.count), replace=False))
-    return ids, np.ascontiguousarray(store.take(ids), dtype=np.float32)
+    ids = np.sort(rng.choice(store.count, size=min(2 * count, store.count), replace=False))
+    vectors = store.take(ids)
+    keep = np.nonzero(np.einsum("ij,ij->i", vectors, vectors) > 1e-6)[0]  # all-zero rows are not indexed
+    keep = np.sort(rng.permutation(keep)[:count])
+    return ids[keep], np.ascontiguousarray(vectors[keep], dtype=np.float32)
 
 
 def without_self(found: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
@@ -69,8 +72,9 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
 
 def set_param(index: faiss.Index, name: str | None, value: int) -> None:
     """Set nprobe / efSearch (and the refinement factor for refined indexes)."""
-    if isinstance(index, faiss.IndexRefine):
-        index.k_factor = REFINE_K_FACTOR
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    if isinstance(inner, faiss.IndexRefine):
+        inner.k_factor = REFINE_K_FACTOR
     if name is not None:
         faiss.ParameterSpace().set_index_parameter(index, name, value)
 

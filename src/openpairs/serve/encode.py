@@ -137,7 +137,10 @@ class QueryEncoder:
         if not 0 <= item < store.count:
             raise ApiError(404, f"id {item} is out of range (0..{store.count - 1})")
         vector = store.take(np.array([item]))[0]
-        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+        norm = float(np.linalg.norm(vector))
+        if norm < 1e-6:
+            raise ApiError(404, f"item {item} has no {modality} embedding (missing image or caption)")
+        return vector / norm
 
     async def image_url(self, url: str) -> np.ndarray:
         """Fetch an image URL through the downloader's address guard (only when enabled), then encode it."""
