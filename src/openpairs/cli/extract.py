@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,40 +21,49 @@ RULES = "Extraction rules (default: the preset's)"
 DEDUP = "Dedup and output"
 
 
+Inputs = Annotated[list[str] | None, typer.Argument(help="WAT files: paths, globs, http(s):// or s3:// URLs")]
+Out = Annotated[str, typer.Option("--out", help="output directory (local or any fsspec URL)")]
+Crawl = Annotated[str | None, typer.Option(help="a Common Crawl id, e.g. CC-MAIN-2024-22")]
+WatCount = Annotated[int | None, typer.Option(help="with --crawl: the first N WAT files")]
+WatRange = Annotated[str | None, typer.Option(help="with --crawl: WAT files A:B of wat.paths.gz")]
+CcBase = Annotated[str, typer.Option(help="Common Crawl HTTPS endpoint (or a mirror)")]
+Relative = Annotated[str | None, typer.Option(help="resolve or drop", rich_help_panel=RULES)]
+Extensions = Annotated[str | None, typer.Option(help="e.g. .svg,.gif", rich_help_panel=RULES)]
+RuleInt = Annotated[int | None, typer.Option(rich_help_panel=RULES)]
+Language = Annotated[str | None, typer.Option(help="cld3 or off", rich_help_panel=RULES)]
+English = Annotated[bool | None, typer.Option("--english-only/--all-languages", rich_help_panel=RULES)]
+Dedup = Annotated[str | None, typer.Option(help="url, url+caption or none", rich_help_panel=DEDUP)]
+ShardSize = Annotated[int | None, typer.Option(help="rows per candidates shard", rich_help_panel=DEDUP)]
+Bloom = Annotated[
+    str | None, typer.Option(help="bloom filter file of pairs seen before", rich_help_panel=DEDUP)
+]
+Split = Annotated[
+    bool | None,
+    typer.Option(
+        "--split-languages/--no-split-languages", help="candidates/en, multi, nolang", rich_help_panel=DEDUP
+    ),
+]
+
+
 def extract(
-    inputs: Annotated[
-        list[str] | None, typer.Argument(help="WAT files: paths, globs, http(s):// or s3:// URLs")
-    ] = None,
-    out: Annotated[str, typer.Option("--out", help="output directory (local or any fsspec URL)")] = "out",
+    inputs: Inputs = None,
+    out: Out = "out",
     preset: PresetOpt = "laion400m",
-    crawl: Annotated[str | None, typer.Option(help="a Common Crawl id, e.g. CC-MAIN-2024-22")] = None,
-    wat_count: Annotated[int | None, typer.Option(help="with --crawl: the first N WAT files")] = None,
-    wat_range: Annotated[str | None, typer.Option(help="with --crawl: WAT files A:B of wat.paths.gz")] = None,
-    cc_base_url: Annotated[str, typer.Option(help="Common Crawl HTTPS endpoint (or a mirror)")] = CC_DATA,
-    relative_urls: Annotated[str | None, typer.Option(help="resolve or drop", rich_help_panel=RULES)] = None,
-    drop_extensions: Annotated[str | None, typer.Option(help="e.g. .svg,.gif", rich_help_panel=RULES)] = None,
-    max_url_length: Annotated[int | None, typer.Option(rich_help_panel=RULES)] = None,
-    min_alt_length: Annotated[int | None, typer.Option(rich_help_panel=RULES)] = None,
-    max_alt_length: Annotated[int | None, typer.Option(rich_help_panel=RULES)] = None,
-    language: Annotated[str | None, typer.Option(help="cld3 or off", rich_help_panel=RULES)] = None,
-    english_only: Annotated[
-        bool | None, typer.Option("--english-only/--all-languages", rich_help_panel=RULES)
-    ] = None,
-    dedup: Annotated[str | None, typer.Option(help="url, url+caption or none", rich_help_panel=DEDUP)] = None,
-    shard_size: Annotated[
-        int | None, typer.Option(help="rows per candidates shard", rich_help_panel=DEDUP)
-    ] = None,
-    bloom: Annotated[
-        str | None, typer.Option(help="bloom filter file of pairs seen before", rich_help_panel=DEDUP)
-    ] = None,
-    split_languages: Annotated[
-        bool | None,
-        typer.Option(
-            "--split-languages/--no-split-languages",
-            help="candidates/en, multi, nolang",
-            rich_help_panel=DEDUP,
-        ),
-    ] = None,
+    crawl: Crawl = None,
+    wat_count: WatCount = None,
+    wat_range: WatRange = None,
+    cc_base_url: CcBase = CC_DATA,
+    relative_urls: Relative = None,
+    drop_extensions: Extensions = None,
+    max_url_length: RuleInt = None,
+    min_alt_length: RuleInt = None,
+    max_alt_length: RuleInt = None,
+    language: Language = None,
+    english_only: English = None,
+    dedup: Dedup = None,
+    shard_size: ShardSize = None,
+    bloom: Bloom = None,
+    split_languages: Split = None,
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
@@ -68,43 +77,30 @@ def extract(
     sources = list(inputs or []) + _crawl_inputs(crawl, wat_count, wat_range, cc_base_url)
     if not sources:
         raise typer.BadParameter("give WAT files or --crawl")
+    rule_values = dict(relative_urls=relative_urls, max_url_length=max_url_length, min_alt_length=min_alt_length,
+                       max_alt_length=max_alt_length, language=language, english_only=english_only,
+                       drop_extensions=_extensions(drop_extensions))  # fmt: skip
+    dedup_values = dict(dedup=dedup, shard_size=shard_size, bloom=bloom, split_languages=split_languages)
     try:
-        rules = stage_config(
-            ExtractConfig,
-            "extract",
-            preset,
-            relative_urls=relative_urls,
-            max_url_length=max_url_length,
-            min_alt_length=min_alt_length,
-            max_alt_length=max_alt_length,
-            language=language,
-            english_only=english_only,
-            drop_extensions=_extensions(drop_extensions),
-        )
-        dedup_config = stage_config(
-            DedupConfig,
-            "dedup",
-            preset,
-            dedup=dedup,
-            shard_size=shard_size,
-            bloom=bloom,
-            split_languages=split_languages,
-        )
+        rules = stage_config(ExtractConfig, "extract", preset, **rule_values)
+        dedup_config = stage_config(DedupConfig, "dedup", preset, **dedup_values)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     with stage_progress("extract") as progress:
-        outcome = run_extract(
-            sources, out, rules, dedup_config, executor_config(executor, workers, ray_address), progress
-        )
+        run = executor_config(executor, workers, ray_address)
+        outcome = run_extract(sources, out, rules, dedup_config, run, progress)
+    _summarise(outcome, out)
+
+
+def _summarise(outcome: Any, out: str) -> None:
+    """Print the tables; exit 1 (with the list) when some input could not be read at all."""
     print_result("extract", outcome.extract)
     if outcome.dedup is not None:
         _print_dedup(outcome.dedup, out)
     unreadable = outcome.unreadable_inputs()
     if unreadable:
-        typer.echo(
-            f"{len(unreadable)} of {len(outcome.extract.shards) + len(unreadable)} inputs could not be read:",
-            err=True,
-        )
+        total = len(outcome.extract.shards) + len(unreadable)
+        typer.echo(f"{len(unreadable)} of {total} inputs could not be read:", err=True)
         for line in unreadable:
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(1)

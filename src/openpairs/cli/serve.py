@@ -46,22 +46,12 @@ def serve_command(
     from openpairs.serve.config import ServeConfig
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    index_dir = (
-        directory if os.path.exists(os.path.join(directory, INDEX_JSON)) else os.path.join(directory, "index")
-    )
-    config = ServeConfig(
-        index_dir=index_dir,
-        name=name,
-        clip_model=clip_model,
-        clip_pretrained=clip_pretrained,
-        clip_checkpoint=clip_checkpoint,
-        clip_device=clip_device,
-        max_k=max_k,
-        max_body_bytes=parse_size(max_body),
-        allow_image_url=allow_image_url,
-        image_url_allow_addresses=tuple(allow_address or ()),
-        cors_origins=tuple(cors_origin or ("*",)),
-    )
+    own = os.path.exists(os.path.join(directory, INDEX_JSON))
+    config = ServeConfig(index_dir=directory if own else os.path.join(directory, "index"), name=name,
+                         clip_model=clip_model, clip_pretrained=clip_pretrained, clip_checkpoint=clip_checkpoint,
+                         clip_device=clip_device, max_k=max_k, max_body_bytes=parse_size(max_body),
+                         allow_image_url=allow_image_url, image_url_allow_addresses=tuple(allow_address or ()),
+                         cors_origins=tuple(cors_origin or ("*",)))  # fmt: skip
     try:
         run(config, host=host, port=port, workers=workers)
     except IndexNotFoundError as exc:
