@@ -17,6 +17,8 @@ from importlib import resources
 from types import TracebackType
 from urllib.parse import unquote
 
+from openpairs.demo.captions import CaptionedImages
+
 IMAGES = "data/images"
 REDIRECTED = "/__moved__"
 MIME = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -58,6 +60,9 @@ class Answer:
 
 class Files:
     """The bundled images: the pool of normal ones and the special tiny / truncated ones."""
+
+    def __init__(self, captions: CaptionedImages | None = None) -> None:
+        self.captions = captions
 
     @cached_property
     def pool(self) -> list[tuple[str, bytes]]:
@@ -104,6 +109,8 @@ def answer(files: Files, url: str) -> Answer:
         host, _, path = rest.partition("/")
         return Answer(302, (("Location", f"{scheme}://{host}{REDIRECTED}/{path}"),), b"")
     name, data = files.image_for(url)
+    if files.captions is not None:
+        data = files.captions.render(url.replace(REDIRECTED, "", 1), name, data)
     extra = (("X-Robots-Tag", "noai"),) if kind == "noai" else ()
     return _image(name, data, extra)
 
@@ -160,10 +167,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class MiniWeb:
-    """`with MiniWeb() as web:` serves the mirror at `web.url` (127.0.0.1, an ephemeral port)."""
+    """`with MiniWeb() as web:` serves the mirror at `web.url` (127.0.0.1, an ephemeral port).
 
-    def __init__(self) -> None:
-        self.files = Files()
+    With `captions_from=DIR`, images carry the caption extract found for their URL (see captions.py)."""
+
+    def __init__(self, captions_from: str | None = None) -> None:
+        self.files = Files(CaptionedImages(captions_from) if captions_from else None)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

@@ -47,7 +47,7 @@ def run_demo(out: str, executor: ExecutorConfig, progress_for: ProgressFor | Non
         with warnings.catch_warnings():  # WARNING (printed first by the CLI) says it once, plainly
             warnings.simplefilter("ignore")
             make_random_checkpoint(checkpoint)
-    with MiniWeb() as web:
+    with MiniWeb(captions_from=out) as web:
         overrides: dict[str, dict[str, Any]] = {
             **DEMO_OVERRIDES,
             "download": {**DEMO_OVERRIDES["download"], "mirror": web.url},
