@@ -1,0 +1,49 @@
+"""`--set STAGE.FIELD=VALUE` parsing and the resolved build configuration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from openpairs.build.config import build_config, parse_settings
+
+
+def test_settings_are_typed_by_their_field() -> None:
+    parsed = parse_settings([
+        "download.image_size=384", "download.upscale=true", "filter.max_punsafe=0.5",
+        "extract.drop_extensions=.svg,.gif", "clip.pretrained=none", "dedup.dedup=url",
+    ])  # fmt: skip
+    assert parsed == {
+        "download": {"image_size": 384, "upscale": True},
+        "filter": {"max_punsafe": 0.5},
+        "extract": {"drop_extensions": (".svg", ".gif")},
+        "clip": {"pretrained": None},
+        "dedup": {"dedup": "url"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("download.image_size", "STAGE.FIELD=VALUE"),
+        ("nostage.x=1", "has no option"),
+        ("download.nofield=1", "has no option"),
+        ("download.upscale=maybe", "true or false"),
+    ],
+)
+def test_bad_settings_are_refused_clearly(setting: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_settings([setting])
+
+
+def test_config_json_has_every_stage_and_versions() -> None:
+    config = build_config("laion5b", {"download": {"image_size": 384}})
+    data = json.loads(config.to_json())
+    assert data["download"]["image_size"] == 384
+    assert data["extract"]["relative_urls"] == "drop" and data["dedup"]["dedup"] == "url"
+    assert data["filter"]["min_similarity"] == 0.28 and data["filter"]["min_similarity_other"] == 0.26
+    assert data["export_formats"] == ["laion5b", "webdataset"]
+    assert data["versions"]["openpairs"] == "0.1.0"
+    with pytest.raises(ValueError, match="unknown stage"):
+        build_config("laion5b", {"nope": {}})
