@@ -36,6 +36,14 @@ class Executor(Protocol):
         ...
 
 
+def call_safely(fn: Callable[[Any], Any], item: Any) -> Any:
+    """fn(item), or the exception it raised: a failed shard is reported, it never crashes the driver."""
+    try:
+        return fn(item)
+    except Exception as exc:
+        return exc
+
+
 def make_executor(config: ExecutorConfig, resources: dict[str, float] | None = None) -> Executor:
     """The executor named by `config` (Ray is imported only when asked for)."""
     if config.kind == "ray":

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from openpairs.executors import ExecutorConfig
+from openpairs.executors import ExecutorConfig, call_safely
 
 
 class LocalExecutor:
@@ -21,13 +21,13 @@ class LocalExecutor:
         """Yield (index, result-or-exception) as items finish."""
         if self.workers == 1 or len(items) <= 1:
             for position, item in enumerate(items):
-                yield position, _call(fn, item)
+                yield position, call_safely(fn, item)
             return
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         pending: dict[Future[Any], int] = {
-            self._pool.submit(_call, fn, item): i for i, item in enumerate(items)
+            self._pool.submit(call_safely, fn, item): i for i, item in enumerate(items)
         }
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -40,10 +40,3 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
-
-
-def _call(fn: Callable[[Any], Any], item: Any) -> Any:
-    try:
-        return fn(item)
-    except Exception as exc:  # a failed shard is reported, never crashes the driver
-        return exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from openpairs.executors import ExecutorConfig
+from openpairs.executors import ExecutorConfig, call_safely
 
 
 class RayExecutor:
@@ -26,7 +26,7 @@ class RayExecutor:
 
     def imap(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         """Yield (index, result-or-exception) as Ray tasks finish."""
-        remote = self._ray.remote(_call).options(**self._resources, max_retries=0)
+        remote = self._ray.remote(call_safely).options(**self._resources, max_retries=0)
         pending = {remote.remote(fn, item): i for i, item in enumerate(items)}
         while pending:
             done, _ = self._ray.wait(list(pending), num_returns=1)
@@ -41,10 +41,3 @@ class RayExecutor:
         """Stop the local Ray this executor started (a given cluster is left running)."""
         if self._started_here and self._ray.is_initialized():
             self._ray.shutdown()
-
-
-def _call(fn: Callable[[Any], Any], item: Any) -> Any:
-    try:
-        return fn(item)
-    except Exception as exc:
-        return exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +52,7 @@ class ShardPaths:
 
     def read_stats(self) -> ShardStats:
         """The committed stats of a done shard."""
-        return ShardStats.from_dict(__import__("json").loads(ofs.read_text(self.stats)))
+        return ShardStats.from_dict(json.loads(ofs.read_text(self.stats)))
 
     def commit_stats(self, stats: ShardStats) -> None:
         """Write the stats file, last, atomically: this marks the shard done."""
