@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt, WorkersOpt, executor_config
+from openpairs.cli.common import (
+    ExecutorOpt,
+    PresetOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    executor_config,
+    progress_rows,
+)
 
 if TYPE_CHECKING:
     from openpairs.build import BuildResult
-    from openpairs.build.run import ProgressFor
 
 
 def build(
@@ -50,7 +54,7 @@ def build(
         config = build_config(preset, overrides, formats, samples_per_shard)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with build_progress() as progress_for:
+    with progress_rows() as progress_for:
         result = run_build(inputs, out, config, executor_config(executor, workers, ray_address), progress_for)
     _finish(result)
 
@@ -64,41 +68,11 @@ def demo(
     from openpairs.demo.run import WARNING, run_demo
 
     typer.secho(WARNING, fg="yellow", bold=True)
-    with build_progress() as progress_for:
+    with progress_rows() as progress_for:
         outcome = run_demo(out, executor_config(executor, workers, None), progress_for)
     _finish(outcome.build)
     typer.echo(f"search index: {outcome.index}")
     typer.echo(f"search page:  openpairs serve {out}   (then open http://127.0.0.1:1234/)")
-
-
-@contextmanager
-def build_progress() -> Iterator[ProgressFor]:
-    """One rich display with a row per stage: shards done/total, rows, rows/s and ETA."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("[bold]{task.description:<9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rows]:>9,} rows {task.fields[rate]:>8.0f} rows/s"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns) as display:
-
-        def row(stage: str) -> Any:
-            task_id = display.add_task(stage, total=None, rows=0, rate=0.0)
-            seen = {"rows": 0}
-
-            def update(done: int, total: int, stats: Any) -> None:
-                if stats is not None:
-                    seen["rows"] += stats.rows_in
-                elapsed = display.tasks[task_id].elapsed or 0.0
-                rate = seen["rows"] / elapsed if elapsed else 0.0
-                display.update(task_id, completed=done, total=total, rows=seen["rows"], rate=rate)
-
-            return update
-
-        yield row
 
 
 def _finish(result: BuildResult) -> None:

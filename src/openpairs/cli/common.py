@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,28 +31,44 @@ def executor_config(executor: str, workers: int, ray_address: str | None) -> Exe
 
 
 @contextmanager
-def stage_progress(label: str) -> Iterator[Progress]:
-    """A rich progress bar (shards done, rows/s, ETA) for one stage, as a runner callback."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def progress_rows() -> Iterator[Callable[[str], Progress]]:
+    """One rich display; `row(label)` adds a stage row (shards done/total, rows, rows/s, % ok, ETA) and
+    returns the runner callback that updates it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Display
 
     columns = (
-        TextColumn("[bold]{task.description}"),
+        TextColumn("[bold]{task.description:<9}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rows]} rows"),
+        TextColumn("{task.fields[rows]:>9,} rows {task.fields[rate]:>8,.0f}/s {task.fields[ok]:>6.1%} ok"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=False) as bar:
-        task_id = bar.add_task(label, total=None, rows=0)
-        rows = 0
+    with Display(*columns) as display:
 
-        def update(done: int, total: int, stats: ShardStats | None) -> None:
-            nonlocal rows
-            if stats is not None:
-                rows += stats.rows_in
-            bar.update(task_id, completed=done, total=total, rows=rows)
+        def row(label: str) -> Progress:
+            task_id = display.add_task(label, total=None, rows=0, rate=0.0, ok=0.0)
+            seen = {"rows": 0, "ok": 0}
 
-        yield update
+            def update(done: int, total: int, stats: ShardStats | None) -> None:
+                if stats is not None:
+                    seen["rows"] += stats.rows_in
+                    seen["ok"] += stats.rows_out
+                elapsed = display.tasks[task_id].elapsed or 0.0
+                rate = seen["rows"] / elapsed if elapsed else 0.0
+                ok = seen["ok"] / seen["rows"] if seen["rows"] else 0.0
+                display.update(task_id, completed=done, total=total, rows=seen["rows"], rate=rate, ok=ok)
+
+            return update
+
+        yield row
+
+
+@contextmanager
+def stage_progress(label: str) -> Iterator[Progress]:
+    """The display with a single row, for one stage's command."""
+    with progress_rows() as row:
+        yield row(label)
 
 
 def print_result(title: str, result: StageResult) -> None:  # type: ignore[type-arg]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -11,9 +9,7 @@ import typer
 from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt, executor_config
 
 if TYPE_CHECKING:
-    from openpairs.core.stats import ShardStats
     from openpairs.executors import ExecutorConfig
-    from openpairs.stages.runner import Progress
 
 Opt = typer.Option
 
@@ -102,7 +98,7 @@ NOT_CONFIG = ("input", "out", "preset", "workers", "executor", "ray_address")
 
 def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: dict[str, Any]) -> None:
     """Resolve the config, plan the shards and run them with a progress bar and a status table."""
-    from openpairs.cli.common import print_result
+    from openpairs.cli.common import print_result, stage_progress
     from openpairs.presets import stage_config
     from openpairs.stages.download import DownloadConfig, run_shard
     from openpairs.stages.download_plan import plan_isolated
@@ -124,42 +120,11 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
         raise typer.BadParameter(str(error)) from error
     if retry_failed:
         typer.echo(f"--retry-failed: {reopened} finished shard(s) have transient failures to retry")
-    with download_progress() as progress:
+    with stage_progress("download") as progress:
         result = run_stage(run_shard, config, tasks, executor, progress)
     print_result("download", result)
     if not result.ok:
         raise typer.Exit(code=1)
-
-
-@contextmanager
-def download_progress() -> Iterator[Progress]:
-    """A rich progress bar over shards showing samples/s, success rate and ETA."""
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("[bold]download"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("shards"),
-        TextColumn("{task.fields[rows]:,} samples, {task.fields[rate]:.1f}/s, {task.fields[success]:.1%} ok"),
-        TimeRemainingColumn(),
-    )
-    started = time.perf_counter()
-    with Progress(*columns, transient=False) as bar:
-        task_id = bar.add_task("download", total=None, rows=0, rate=0.0, success=0.0)
-        totals = {"rows": 0, "ok": 0}
-
-        def update(done: int, total: int, stats: ShardStats | None) -> None:
-            if stats is not None:
-                totals["rows"] += stats.rows_in
-                totals["ok"] += stats.rows_out
-            rate = totals["rows"] / max(time.perf_counter() - started, 1e-6)
-            success = totals["ok"] / max(totals["rows"], 1)
-            bar.update(task_id, completed=done, total=total, rows=totals["rows"], rate=rate, success=success)
-
-        yield update
 
 
 def register(app: typer.Typer) -> None:
