@@ -75,15 +75,10 @@ def _iter_gzip_fast(stream: BinaryIO, stats: ShardStats) -> Iterator[WatPayload]
     tail) is then read member by member, which counts and skips what is broken."""
     last_good = -1
     try:
-        for record in ArchiveIterator(stream, parse_http=False, fsspec_args=False):
-            if record.record_type == WarcRecordType.unknown:
-                raise OSError("record of unknown type (damaged WARC framing)")
-            last_good = record.stream_pos
+        for position, payload in _records(stream):
+            last_good = position
             stats.bump("gzip_members")
-            stats.bump("records")
-            if record.record_type == WarcRecordType.metadata:
-                stats.bump("metadata_records")
-                yield WatPayload(record.headers.get("WARC-Target-URI") or "", record.reader.read())
+            yield from _counted(payload, stats)
     except OSError:
         pass
     stream.seek(max(last_good, 0))
@@ -150,36 +145,41 @@ def _resync(data: bytes, stream: BinaryIO) -> bytes:
         search_from = 0
 
 
+def _records(stream: BinaryIO) -> Iterator[tuple[int, WatPayload | None]]:
+    """(stream position, payload) per WARC record, payload None unless it is metadata; OSError on damage."""
+    for record in ArchiveIterator(stream, parse_http=False, fsspec_args=False):
+        if record.record_type == WarcRecordType.unknown:
+            raise OSError("record of unknown type (damaged WARC framing)")
+        payload = None
+        if record.record_type == WarcRecordType.metadata:
+            payload = WatPayload(record.headers.get("WARC-Target-URI") or "", record.reader.read())
+        yield record.stream_pos, payload
+
+
+def _counted(payload: WatPayload | None, stats: ShardStats) -> Iterator[WatPayload]:
+    """Count one record (and one metadata record) and pass a metadata payload on."""
+    stats.bump("records")
+    if payload is not None:
+        stats.bump("metadata_records")
+        yield payload
+
+
 def _parse_warc_member(member: bytes, stats: ShardStats) -> tuple[list[WatPayload], str | None]:
-    """Payloads of one decompressed member, or an error when fastwarc cannot frame it."""
-    payloads: list[WatPayload] = []
-    records = 0
+    """Payloads of one decompressed member, or an error when fastwarc cannot frame it (nothing counted)."""
     try:
-        for record in ArchiveIterator(io.BytesIO(member), parse_http=False, fsspec_args=False):
-            if record.record_type == WarcRecordType.unknown:
-                return [], "record of unknown type"
-            records += 1
-            if record.record_type == WarcRecordType.metadata:
-                payloads.append(WatPayload(record.headers.get("WARC-Target-URI") or "", record.reader.read()))
+        found = [payload for _, payload in _records(io.BytesIO(member))]
     except OSError as exc:
         return [], str(exc)
-    stats.bump("records", records)
-    stats.bump("metadata_records", len(payloads))
-    return payloads, None
+    return [p for payload in found for p in _counted(payload, stats)], None
 
 
 def _iter_warc_bytes_stream(stream: BinaryIO, stats: ShardStats) -> Iterator[WatPayload]:
     """Stream an uncompressed WARC with fastwarc, counting records; damage ends the file with an error."""
     records = 0
     try:
-        for record in ArchiveIterator(stream, parse_http=False, fsspec_args=False):
-            if record.record_type == WarcRecordType.unknown:
-                raise OSError("record of unknown type (damaged WARC framing)")
+        for _, payload in _records(stream):
             records += 1
-            stats.bump("records")
-            if record.record_type == WarcRecordType.metadata:
-                stats.bump("metadata_records")
-                yield WatPayload(record.headers.get("WARC-Target-URI") or "", record.reader.read())
+            yield from _counted(payload, stats)
     except OSError as exc:
         stats.bump("unreadable_members")
         stats.error(f"WARC parse error after {records} records: {exc}")
