@@ -189,11 +189,3 @@ def _base_parts(base: str) -> tuple[str, str, str]:
     directory = parts.path.rsplit("/", 1)[0] + "/" if "/" in parts.path else "/"
     origin = f"{parts.scheme}://{parts.netloc}"
     return parts.scheme, origin, origin + directory
-
-
-def resolve(url: str, base: str) -> str:
-    """One relative URL joined to its base: the batch path's result for a single link."""
-    ruled = apply_rules(
-        [url], ["x" * 5], [base], np.zeros(1, dtype=np.int64), ExtractConfig(drop_extensions=())
-    )
-    return str(ruled.url[0].as_py())
