@@ -50,7 +50,6 @@ def _tiny_sentence_model(directory: Path, out_dim: int) -> str:
 
 
 def test_non_english_captions_use_the_multilingual_encoder(tmp_path: Path, tiny_config: ClipConfig) -> None:
-    pytest.importorskip("sentence_transformers")
     path = _tiny_sentence_model(tmp_path / "model", out_dim=64)
     captions = [("a dog", "en"), ("ein hund im park", "de"), ("le chat noir", "fr"), ("a dog", "")]
     write_download_shard(tmp_path, 0, [Sample(text, language=lang) for text, lang in captions])
@@ -70,7 +69,6 @@ def test_non_english_captions_use_the_multilingual_encoder(tmp_path: Path, tiny_
 
 
 def test_multilingual_errors_are_clear(tmp_path: Path, tiny_config: ClipConfig) -> None:
-    pytest.importorskip("sentence_transformers")
     with pytest.raises(MultilingualModelError, match="cannot load multilingual text encoder"):
         load_multilingual(str(tmp_path / "absent-dir"))
     path = _tiny_sentence_model(tmp_path / "model", out_dim=32)  # not the tiny CLIP's 64 dims

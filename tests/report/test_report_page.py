@@ -23,9 +23,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineDir:
 
 
 def _check_page(html: Path) -> dict[str, object]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (make system-deps)")
+    from playwright import sync_api
+
+    assert Path(CHROMIUM).exists(), "Debian chromium is not installed: run `make system-deps`"
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
