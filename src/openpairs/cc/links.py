@@ -1,4 +1,9 @@
-"""Read one WAT JSON payload: the page URL, its base, its CC licence and its `IMG@/src` links."""
+"""Read one WAT JSON payload: the page URL, its base, its CC licence and its `IMG@/src` links.
+
+The payload is decoded with msgspec into the few fields we use (everything else is validated and skipped,
+which is most of the cost saved); a payload whose types differ from what Common Crawl writes is decoded
+again generically, so the odd record gets the same answer either way.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,58 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-import orjson
+import msgspec
 
 RESPONSE_MARK = b'"WARC-Type":"response"'
-IMG_MARK = b'"IMG@/src"'
 LICENSE_MARK = "creativecommons.org/licenses/"
 NO_LICENSE = "?"
+IMG_PATH = "IMG@/src"
 
 
 class BadRecord(Exception):
     """A WAT payload that is not the JSON structure Common Crawl writes (invalid JSON, wrong types)."""
+
+
+class Link(msgspec.Struct):
+    """One entry of HTML-Metadata.Links (any JSON type per field: the rules judge the values)."""
+
+    path: Any = None
+    url: Any = None
+    alt: Any = None
+
+
+class _Head(msgspec.Struct):
+    Base: Any = None
+
+
+class _Html(msgspec.Struct):
+    Head: _Head = msgspec.field(default_factory=_Head)
+    Links: list[Link] = msgspec.field(default_factory=list)
+
+
+class _Response(msgspec.Struct):
+    html: _Html | None = msgspec.field(name="HTML-Metadata", default=None)
+
+
+class _Payload(msgspec.Struct):
+    response: _Response | None = msgspec.field(name="HTTP-Response-Metadata", default=None)
+
+
+class _Header(msgspec.Struct):
+    target_uri: Any = msgspec.field(name="WARC-Target-URI", default=None)
+
+
+class _Envelope(msgspec.Struct):
+    header: _Header = msgspec.field(name="WARC-Header-Metadata", default_factory=_Header)
+    payload: _Payload = msgspec.field(name="Payload-Metadata", default_factory=_Payload)
+
+
+class _Record(msgspec.Struct):
+    Envelope: _Envelope
+
+
+_DECODER = msgspec.json.Decoder(_Record)
+_GENERIC = msgspec.json.Decoder()
 
 
 @dataclass(frozen=True)
@@ -26,7 +73,7 @@ class Page:
     base: str
     license: str
     links_total: int
-    images: list[dict[str, Any]]
+    images: list[Link]
 
 
 def is_response(payload: bytes) -> bool:
@@ -37,36 +84,54 @@ def is_response(payload: bytes) -> bool:
 def read_page(payload: bytes, target_uri: str) -> Page | None:
     """The page of a response payload, or None when it has no HTML links; BadRecord when malformed."""
     try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
+        record = _DECODER.decode(payload)
+    except msgspec.ValidationError:
+        record = _generic_record(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise BadRecord(f"invalid JSON: {exc}") from None
+    response = record.Envelope.payload.response
+    html = response.html if response is not None else None
+    if html is None:
+        return None
+    page_url = record.Envelope.header.target_uri or target_uri
+    if not isinstance(page_url, str):
+        raise BadRecord("WARC-Target-URI is not a string")
+    base = html.Head.Base
+    base_url = urljoin(page_url, base) if isinstance(base, str) and base.strip() else page_url
+    links = html.Links
+    licence = find_license(links, payload) if LICENSE_MARK.encode() in payload else NO_LICENSE
+    images = [link for link in links if link.path == IMG_PATH]
+    return Page(page_url, base_url, licence, len(links), images)
+
+
+def _generic_record(payload: bytes) -> _Record:
+    """The record decoded without a schema and checked by hand (types other than Common Crawl's)."""
+    try:
+        data = _GENERIC.decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # pragma: no cover - the typed pass saw it
         raise BadRecord(f"invalid JSON: {exc}") from None
     envelope = _dict(_dict(data, "root").get("Envelope"), "Envelope")
     header = _dict(envelope.get("WARC-Header-Metadata", {}), "WARC-Header-Metadata")
-    html = (
-        _dict(envelope.get("Payload-Metadata", {}), "Payload-Metadata")
-        .get("HTTP-Response-Metadata", {})
-        .get("HTML-Metadata")
-    )
+    payload_meta = _dict(envelope.get("Payload-Metadata", {}), "Payload-Metadata")
+    response = _dict(payload_meta.get("HTTP-Response-Metadata", {}), "HTTP-Response-Metadata")
+    html = response.get("HTML-Metadata")
+    record = _Record(_Envelope(_Header(header.get("WARC-Target-URI")), _Payload(_Response(None))))
     if html is None:
-        return None
+        return record
     html = _dict(html, "HTML-Metadata")
     links = html.get("Links", [])
     if not isinstance(links, list):
         raise BadRecord(f"Links is {type(links).__name__}, not a list")
-    page_url = header.get("WARC-Target-URI") or target_uri
-    if not isinstance(page_url, str):
-        raise BadRecord("WARC-Target-URI is not a string")
-    base = _dict(html.get("Head", {}), "Head").get("Base")
-    base_url = urljoin(page_url, base) if isinstance(base, str) and base.strip() else page_url
-    licence = find_license(links, payload) if LICENSE_MARK.encode() in payload else NO_LICENSE
-    try:
-        images = [link for link in links if link.get("path") == "IMG@/src"]
-    except AttributeError:  # a link that is not an object
-        images = [link for link in links if isinstance(link, dict) and link.get("path") == "IMG@/src"]
-    return Page(page_url, base_url, licence, len(links), images)
+    head = _dict(html.get("Head", {}), "Head")
+    typed = [
+        Link(link.get("path"), link.get("url"), link.get("alt")) if isinstance(link, dict) else Link()
+        for link in links
+    ]
+    record.Envelope.payload.response = _Response(_Html(_Head(head.get("Base")), typed))
+    return record
 
 
-def find_license(links: list[Any], payload: bytes = b"") -> str:
+def find_license(links: list[Link], payload: bytes = b"") -> str:
     """The URL of the first link whose URL contains creativecommons.org/licenses/, else '?'."""
     start = payload.find(b'"Links":[')
     mark = payload.find(LICENSE_MARK.encode(), start) if start >= 0 else -1
@@ -76,10 +141,8 @@ def find_license(links: list[Any], payload: bytes = b"") -> str:
         if payload[opening - 6 : opening] == b'"url":' and b"\\" not in payload[opening:closing]:
             return payload[opening + 1 : closing].decode("utf-8", "replace").strip()
     for link in links:
-        if isinstance(link, dict):
-            url = link.get("url")
-            if isinstance(url, str) and LICENSE_MARK in url:
-                return url.strip()
+        if isinstance(link.url, str) and LICENSE_MARK in link.url:
+            return str(link.url).strip()
     return NO_LICENSE
 
 

@@ -66,17 +66,13 @@ def apply_rules(
     codes = np.zeros(len(urls), dtype=np.int8)
     url = pc.utf8_trim_whitespace(url)
     has_scheme = _mask(pc.match_substring_regex(url, r"^[^/?#]*:"))
-    is_http = _mask(pc.match_substring_regex(url, r"^https?://", ignore_case=True))
+    is_http = _is_http(url, has_scheme)
     relative = ~has_scheme & _mask(pc.is_valid(url))
     if config.relative_urls == "resolve":
         url = _resolve(url, bases, page_of, relative)
         is_http |= relative
     url = _lower_scheme(url, is_http)
-    path = pc.utf8_lower(pc.replace_substring_regex(url, r"[?#].*", ""))
-    bad_ext = np.zeros(len(urls), dtype=bool)
-    for ext in config.drop_extensions:
-        bad_ext |= _mask(pc.ends_with(path, ext.lower()))
-    _mark(codes, bad_ext, Status.BAD_EXTENSION)
+    _mark(codes, _bad_extension(url, config.drop_extensions), Status.BAD_EXTENSION)
     _mark(codes, _mask(pc.greater(pc.utf8_length(url), config.max_url_length)), Status.URL_TOO_LONG)
     if config.relative_urls == "drop":
         _mark(codes, relative, Status.RELATIVE_URL)
@@ -87,6 +83,26 @@ def apply_rules(
     short = _mask(pc.less(pc.utf8_length(caption), config.min_alt_length)) & (codes == CODE[Status.OK])
     _mark(codes, short, Status.ALT_TOO_SHORT)
     return RuledLinks(codes, url, caption)
+
+
+def _is_http(url: pa.Array, has_scheme: np.ndarray) -> np.ndarray:
+    """http:// or https:// in any case (plain prefix tests; the regex only for the rare other rows)."""
+    is_http = _mask(pc.starts_with(url, "http://")) | _mask(pc.starts_with(url, "https://"))
+    odd = np.flatnonzero(has_scheme & ~is_http)
+    if len(odd):
+        others = url.take(pa.array(odd))
+        is_http[odd] = _mask(pc.match_substring_regex(others, r"^https?://", ignore_case=True))
+    return is_http
+
+
+def _bad_extension(url: pa.Array, extensions: tuple[str, ...]) -> np.ndarray:
+    """URLs whose path (query and fragment cut) ends with one of `extensions`, in any case."""
+    bad = np.zeros(len(url), dtype=bool)
+    if extensions:
+        path = pc.utf8_lower(pc.replace_substring_regex(url, r"[?#].*", ""))
+        for ext in extensions:
+            bad |= _mask(pc.ends_with(path, ext.lower()))
+    return bad
 
 
 def clean_alts(alt: pa.Array, config: ExtractConfig, alive: np.ndarray | None = None) -> pa.Array:
@@ -150,36 +166,40 @@ def _lower_scheme(url: pa.Array, is_http: np.ndarray) -> pa.Array:
 
 def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.ndarray) -> pa.Array:
     """Relative URLs joined to their page base: common forms in Arrow, the rest with urljoin."""
-    if not relative.any():
+    rows = np.flatnonzero(relative)
+    if not len(rows):
         return url
     parts = [_base_parts(base) for base in bases]
-    take = pa.array(page_of)
-    origin = pa.array([p[1] for p in parts], pa.string()).take(take)
-    directory = pa.array([p[2] for p in parts], pa.string()).take(take)
-    has_base = np.array([bool(p[0]) for p in parts], dtype=bool)[page_of]
-    stripped = pc.if_else(_leading_dot_slash(url), pc.utf8_slice_codeunits(url, 2), url)
-    tricky = _mask(pc.match_substring_regex(stripped, r"(^$|^[?#]|[?#.]$|\./|\\|^//)")) | ~has_base
-    rooted = _mask(pc.starts_with(stripped, "/"))
-    joined = pc.if_else(
-        pa.array(rooted),
-        pc.binary_join_element_wise(origin, stripped, ""),
-        pc.binary_join_element_wise(directory, stripped, ""),
+    pages = pa.array(page_of[rows])
+    raw = url.take(pa.array(rows))
+    dot_slash = _leading_dot_slash(raw)
+    stripped = pc.if_else(dot_slash, pc.utf8_slice_codeunits(raw, 2), raw)
+    prefix = pc.if_else(
+        pc.starts_with(stripped, "/"),
+        pa.array([p[1] for p in parts], pa.string()).take(pages),
+        pa.array([p[2] for p in parts], pa.string()).take(pages),
     )
-    result = pc.if_else(pa.array(relative & ~tricky), joined, url)
-    slow = np.flatnonzero(relative & tricky)
-    if not len(slow):
-        return result
-    values, raw = result.to_pylist(), url.to_pylist()
-    for i in slow:
-        base = bases[page_of[i]]
-        if raw[i] is not None and base:
-            values[i] = urljoin(base, raw[i])
-    return pa.array(values, pa.string())
+    joined = pc.binary_join_element_wise(prefix, stripped, "")
+    has_base = np.array([bool(p[0]) for p in parts], dtype=bool)[page_of[rows]]
+    slow = np.flatnonzero(_mask(pc.match_substring_regex(stripped, _TRICKY)) | ~has_base)
+    if len(slow):
+        values, originals = joined.to_pylist(), raw.to_pylist()
+        for i in slow:
+            base = bases[page_of[rows[i]]]
+            values[i] = urljoin(base, originals[i]) if base else originals[i]
+        joined = pa.array(values, pa.string())
+    return pc.replace_with_mask(url, pa.array(relative), joined)
+
+
+_TRICKY = r"(^$|^[?#]|[?#.]$|\./|\\|^//)"  # forms the plain concatenation gets wrong: urljoin decides
 
 
 def _leading_dot_slash(url: pa.Array) -> pa.Array:
     """'./x' (but not './', '../' or './/'): the prefix urljoin simply drops."""
-    return pc.fill_null(pc.match_substring_regex(url, r"^\./[^./]"), False)
+    return pc.and_(
+        pc.and_(pc.starts_with(url, "./"), pc.invert(pc.starts_with(url, "./."))),
+        pc.and_(pc.invert(pc.starts_with(url, ".//")), pc.greater(pc.utf8_length(url), 2)),
+    )
 
 
 @lru_cache(maxsize=256)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from openpairs.cc import links as cclinks
-from openpairs.cc.language import NO_LANGUAGE, Language, LanguageIdentifier
+from openpairs.cc.language import NO_LANGUAGE, LanguageIdentifier
 from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules
 from openpairs.cc.source import open_input
 from openpairs.cc.wat import WatPayload, iter_payloads
@@ -30,6 +30,12 @@ from openpairs.stages.runner import ShardTask
 STAGE = "extract"
 BATCH_ROWS = 65_536
 OK = Status.OK
+REPEATED = [
+    "page_url",
+    "language",
+    "license",
+    "source",
+]  # dictionary-encoded; url, caption, key rarely repeat
 
 __all__ = ["STAGE", "ExtractConfig", "run_shard"]
 
@@ -44,7 +50,7 @@ def run_shard(config: ExtractConfig, task: ShardTask) -> ShardStats:
         _gc_paused(),
         open_input(source) as stream,
         atomic_open(task.paths.file("parquet")) as out,
-        pq.ParquetWriter(out, CANDIDATE_SCHEMA, compression="zstd") as writer,
+        pq.ParquetWriter(out, CANDIDATE_SCHEMA, compression="zstd", use_dictionary=REPEATED) as writer,
     ):
         for page in _pages(iter_payloads(stream, stats), stats):
             columns.add_page(page)
@@ -117,8 +123,8 @@ class _Columns:
     def add_page(self, page: cclinks.Page) -> None:
         """Gather the page's IMG links (the rules run on the whole batch at flush)."""
         self.counters["img_links"] += len(page.images)
-        self.urls.extend([link.get("url") for link in page.images])
-        self.alts.extend([link.get("alt") for link in page.images])
+        self.urls.extend([link.url for link in page.images])
+        self.alts.extend([link.alt for link in page.images])
         self.page_of.extend([len(self.pages)] * len(page.images))
         self.pages.append(page)
 
@@ -128,39 +134,50 @@ class _Columns:
         ruled = apply_rules(self.urls, self.alts, [p.base for p in self.pages], page_of, self.config)
         self._count_invalid(ruled.codes)
         kept = np.flatnonzero(ruled.codes == CODE[OK])
-        captions = ruled.caption.take(kept).to_pylist()
-        languages = (
-            [self.language.identify(c) for c in captions] if self.language else [NO_LANGUAGE] * len(kept)
-        )
+        captions = ruled.caption.take(pa.array(kept))
+        codes, scores = self._languages(captions)
         if self.config.english_only:
-            english = np.array([lang.code == "en" for lang in languages], dtype=bool)
+            english = codes == "en"
             ruled.codes[kept[~english]] = CODE[Status.NOT_ENGLISH]
-            kept, captions = kept[english], [c for c, e in zip(captions, english, strict=True) if e]
-            languages = [lang for lang in languages if lang.code == "en"]
+            kept, captions, codes, scores = (
+                kept[english],
+                captions.filter(english),
+                codes[english],
+                scores[english],
+            )
         for code, count in zip(*np.unique(ruled.codes, return_counts=True), strict=True):
             self.statuses[ORDER[code]] += int(count)
-        table = self._table(ruled.url.take(kept).to_pylist(), captions, languages, page_of[kept])
+        for code, count in Counter(codes.tolist()).items():
+            self.counters[f"language:{code or 'none'}"] += count
+        table = self._table(ruled.url.take(pa.array(kept)), captions, codes, scores, page_of[kept])
         self.urls, self.alts, self.page_of, self.pages = [], [], [], []
         return table
 
+    def _languages(self, captions: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Language code and score per caption (no language for all when identification is off)."""
+        if self.language is None:
+            return np.full(len(captions), NO_LANGUAGE.code, dtype=object), np.zeros(len(captions))
+        found = [self.language.identify(c) for c in captions.to_pylist()]
+        codes = np.array([lang.code for lang in found], dtype=object)
+        return codes, np.array([lang.score for lang in found], dtype=np.float64)
+
     def _table(
-        self, urls: list[str], captions: list[str], languages: list[Language], pages: np.ndarray
+        self, urls: pa.Array, captions: pa.Array, codes: np.ndarray, scores: np.ndarray, pages: np.ndarray
     ) -> pa.Table:
         first, self.rows = self.rows, self.rows + len(urls)
         prefix = mint_key(self.shard, 0)[:-ROW_DIGITS]
         take = pa.array(pages)
-        for language in languages:
-            self.counters[f"language:{language.code or 'none'}"] += 1
+        joined = pc.binary_join_element_wise(urls, captions, "").to_pylist()
         data: dict[str, Any] = {
             "key": _keys(prefix, first, self.rows),
             "url": urls,
             "caption": captions,
             "page_url": pa.array([page.url for page in self.pages], pa.string()).take(take),
-            "language": [language.code for language in languages],
-            "language_score": [language.score for language in languages],
+            "language": pa.array(codes, pa.string()),
+            "language_score": scores,
             "license": pa.array([page.license for page in self.pages], pa.string()).take(take),
-            "hash": [mmh3.hash64(u + c)[0] for u, c in zip(urls, captions, strict=True)],
-            "source": [self.source] * len(urls),
+            "hash": [mmh3.hash64(text)[0] for text in joined],
+            "source": pa.repeat(pa.scalar(self.source, pa.string()), len(urls)),
         }
         return pa.Table.from_pydict(data, schema=CANDIDATE_SCHEMA)
 
