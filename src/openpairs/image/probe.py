@@ -57,14 +57,16 @@ def open_header(body: bytes) -> Header:
     except Exception as err:  # Pillow raises many types on broken headers
         raise ImageRejected(Status.DECODE_ERROR, f"bad image header: {type(err).__name__}: {err}") from err
     fmt = image.format or "UNKNOWN"
-    orientation = _orientation(image)
+    orientation = _orientation(image, body)
     width, height = image.size
     if orientation in SWAPPING_ORIENTATIONS:
         width, height = height, width
     return Header(image, fmt, width, height, orientation)
 
 
-def _orientation(image: Image.Image) -> int:
+def _orientation(image: Image.Image, body: bytes) -> int:
+    if image.format == "PNG" and "exif" not in image.info and b"eXIf" not in body:
+        return 1  # no EXIF chunk at all: Pillow's getexif() would decode the whole image to look for one
     try:
         value = image.getexif().get(ORIENTATION_TAG, 1)
     except Exception:  # a broken EXIF block must not reject an otherwise fine image
