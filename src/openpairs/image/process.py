@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from openpairs.core.status import Status
+from openpairs.image import fastdecode
 from openpairs.image.config import FORMATS, ImageConfig, ImageRejected, ProcessedImage
 from openpairs.image.geometry import Plan, plan
 from openpairs.image.probe import SWAPPING_ORIENTATIONS, Header, check_header, open_header
@@ -48,15 +49,29 @@ def _draft(header: Header, target: tuple[int, int]) -> None:
     header.image.draft(None, (width, height))
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB: alpha composited on white, 16-bit scaled to 8, CMYK/palette converted."""
+def to_resizable(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> L, LA, RGB or RGBA: 16-bit scaled to 8, palette expanded, CMYK etc. converted.
+
+    Alpha stays: Pillow resizes LA/RGBA premultiplied, so compositing on white after the resize gives
+    the same pixels as before it, on a 256 px image instead of a full-size one.
+    """
     if image.mode in _SIXTEEN_BIT:
         array = np.asarray(image).astype(np.uint32) >> 8
         image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), "L")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        rgba = image.convert("RGBA")
+    if image.mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if image.mode in ("PA", "La", "RGBa"):
+        return image.convert("RGBA")
+    return image.convert("L" if image.mode == "1" else "RGB")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB: alpha composited on white, 16-bit scaled to 8, CMYK/palette converted."""
+    image = to_resizable(image)
+    if image.mode in ("RGBA", "LA"):
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         white = Image.new("RGB", rgba.size, (255, 255, 255))
         white.paste(rgba, mask=rgba.getchannel("A"))
         return white
@@ -64,7 +79,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def decode(body: bytes, config: ImageConfig) -> Decoded:
-    """Header checks, then decode the first frame to RGB (DCT-reduced when the plan shrinks a lot)."""
+    """Header checks, then decode the first frame (maybe DCT-reduced, maybe already resized by OpenCV)
+    to L, LA, RGB or RGBA; `apply_plan` finishes the resize and converts to RGB."""
     header = open_header(body)
     check_header(header, config)
     todo = plan(header.width, header.height, config)
@@ -72,12 +88,17 @@ def decode(body: bytes, config: ImageConfig) -> Decoded:
         _draft(header, (1, 1))  # validation only: the smallest DCT scale still decodes every block
     elif todo.resize:
         _draft(header, todo.resize)
+    shrink = todo.resize if todo.resize and todo.resize[0] < header.width else None
     try:
-        header.image.load()
-        image = header.image
+        image = None
+        if shrink and not config.keep_original:
+            image = fastdecode.decode_shrunk(body, header, shrink)
+        if image is None:
+            header.image.load()
+            image = header.image
         if header.orientation in _TRANSPOSE:
             image = image.transpose(_TRANSPOSE[header.orientation])
-        image = to_rgb(image)
+        image = to_resizable(image)
     except Image.DecompressionBombError as err:
         raise ImageRejected(Status.TOO_LARGE, str(err)) from err
     except Exception as err:  # truncated data, corrupt streams, decoder errors
@@ -86,13 +107,14 @@ def decode(body: bytes, config: ImageConfig) -> Decoded:
 
 
 def apply_plan(image: Image.Image, todo: Plan, config: ImageConfig) -> Image.Image:
-    """Resize (area-like downscale, Lanczos upscale), centre-crop and pad an RGB image."""
+    """Resize (area-like downscale, Lanczos upscale), convert to RGB, centre-crop and pad."""
     if todo.resize and image.size != todo.resize:
         shrinking = todo.resize[0] < image.size[0]
         if shrinking:
             image = image.resize(todo.resize, Image.Resampling.BOX)  # area averaging, like INTER_AREA
         else:
             image = image.resize(todo.resize, Image.Resampling.LANCZOS)
+    image = to_rgb(image)
     if todo.crop:
         image = image.crop(todo.crop)
     if todo.pad:

@@ -1,0 +1,91 @@
+"""PNG/WebP through OpenCV, alpha resized before compositing: same pixels as the plain Pillow path."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from openpairs.image import ImageConfig, ImageRejected, fastdecode, process_image
+from openpairs.image.probe import open_header
+from tests.fixtures import images as fx
+
+CONFIG = ImageConfig(encode_format="png", min_bytes=0)
+
+
+def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+
+
+def _reference(body: bytes, size: tuple[int, int]) -> np.ndarray:
+    """Full Pillow decode, composite on white, BOX resize: what the output must look like."""
+    image: Image.Image = Image.open(io.BytesIO(body))
+    image = image.convert("RGBA") if "A" in image.mode or "transparency" in image.info else image
+    rgba = image.convert("RGBA")
+    white = Image.new("RGB", rgba.size, (255, 255, 255))
+    white.paste(rgba, mask=rgba.getchannel("A"))
+    return np.asarray(white.resize(size, Image.Resampling.BOX)).astype(int)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "params"),
+    [
+        ("RGB", "PNG", {}),
+        ("L", "PNG", {}),
+        ("P", "PNG", {}),
+        ("RGB", "WEBP", {"quality": 90}),
+        ("RGB", "WEBP", {"lossless": True}),
+    ],
+)
+def test_opencv_path_matches_pillow(mode: str, fmt: str, params: dict[str, object]) -> None:
+    body = _encode(fx.photo(1000, 500, seed=3, mode=mode), fmt, **params)
+    assert fastdecode.applies(open_header(body))
+    out = _pixels(process_image(body, CONFIG).data)
+    assert out.shape == (256, 256, 3)
+    assert np.abs(out[64:192] - _reference(body, (256, 128))).mean() < 2
+    assert (out[:64] == 255).all() and (out[192:] == 255).all()
+
+
+def test_alpha_is_composited_after_the_resize_with_the_same_pixels() -> None:
+    photo = fx.photo(1000, 500, seed=5)
+    alpha = Image.linear_gradient("L").resize((1000, 500))
+    photo.putalpha(alpha)
+    for fmt in ("PNG", "WEBP"):
+        body = _encode(photo, fmt, lossless=True) if fmt == "WEBP" else _encode(photo, fmt)
+        assert not fastdecode.applies(open_header(body))
+        out = _pixels(process_image(body, CONFIG).data)
+        assert np.abs(out[64:192] - _reference(body, (256, 128))).mean() < 2
+
+
+def test_exif_rotated_png_is_rotated_after_the_opencv_resize() -> None:
+    image = fx.photo(800, 400, seed=2)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise: 400x800
+    body = _encode(image, "PNG", exif=exif.tobytes())
+    result = process_image(body, CONFIG)
+    assert (result.original_width, result.original_height) == (400, 800)
+    out = _pixels(result.data)
+    reference = _reference(body, (256, 128)).transpose(1, 0, 2)[:, ::-1]  # rotate 90 clockwise
+    assert np.abs(out[:, 64:192] - reference).mean() < 2
+
+
+def test_png_without_exif_is_not_decoded_to_read_the_header() -> None:
+    header = open_header(_encode(fx.photo(600, 400), "PNG"))
+    assert header.orientation == 1
+    assert header.image._im is None  # Pillow's getexif() would have loaded the pixels
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_truncated_bodies_are_still_decode_errors(fmt: str) -> None:
+    body = _encode(fx.photo(1000, 500, seed=7), fmt)
+    with pytest.raises(ImageRejected) as rejected:
+        process_image(body[: len(body) // 2], CONFIG)
+    assert rejected.value.status == "decode_error"
