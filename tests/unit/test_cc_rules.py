@@ -19,6 +19,10 @@ BASES = [
     "https://a.b/x/y.html",
     "https://a.b",
     "http://c.d/dir/",
+    "HTTPS://E.F/Mixed/Case.html#frag",
+    "http://[::1]:8080/v6/page",
+    "http://g.h/with space/page",
+    "ftp://i.j/k/",
 ]
 
 
@@ -39,6 +43,13 @@ def test_fast_resolve_equals_urljoin_on_every_real_relative_url() -> None:
     urls |= {
         "a b.jpg",
         "//cdn.x/y.jpg",
+        "//cdn.x",
+        "//cdn.x?q",
+        "//",
+        "///z.jpg",
+        "//cdn.x/a/../b.jpg",
+        "./a/./b.jpg",
+        ".//x.jpg",
         "../up.jpg",
         "./here.jpg",
         "?q=1",
@@ -53,7 +64,13 @@ def test_fast_resolve_equals_urljoin_on_every_real_relative_url() -> None:
     for base in BASES:
         zeros = np.zeros(len(relative), dtype=np.int64)
         batch = apply_rules(relative, ["an alt"] * len(relative), [base], zeros, ExtractConfig())
-        assert batch.url.to_pylist() == [urljoin(base, u) for u in relative]
+        assert batch.url.to_pylist() == [_scheme_lowered(urljoin(base, u)) for u in relative]
+
+
+def _scheme_lowered(url: str) -> str:
+    """The rules lower an http(s) scheme ('HTTPS://x' -> 'https://x'); urljoin keeps a base's as written."""
+    scheme, sep, rest = url.partition("://")
+    return scheme.lower() + sep + rest if scheme.lower() in ("http", "https") else url
 
 
 def _rule(url: str, base: str, config: ExtractConfig, alt: str = "a fine alt") -> tuple[str, str]:

@@ -7,6 +7,7 @@ bad_extension, alt_too_short, not_english; else ok.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -65,34 +66,45 @@ def apply_rules(
     url, alt, invalid = _strings(urls, alts)
     codes = np.zeros(len(urls), dtype=np.int8)
     url = pc.utf8_trim_whitespace(url)
-    has_scheme = _mask(pc.match_substring_regex(url, r"^[^/?#]*:"))
-    is_http = _is_http(url, has_scheme)
+    has_scheme, is_http = _schemes(url)
     relative = ~has_scheme & _mask(pc.is_valid(url))
     if config.relative_urls == "resolve":
         url = _resolve(url, bases, page_of, relative)
         is_http |= relative
     url = _lower_scheme(url, is_http)
     _mark(codes, _bad_extension(url, config.drop_extensions), Status.BAD_EXTENSION)
-    _mark(codes, _mask(pc.greater(pc.utf8_length(url), config.max_url_length)), Status.URL_TOO_LONG)
+    _mark(codes, _longer_than(url, config.max_url_length), Status.URL_TOO_LONG)
     if config.relative_urls == "drop":
         _mark(codes, relative, Status.RELATIVE_URL)
     _mark(codes, has_scheme & ~is_http, Status.BAD_SCHEME)
-    _mark(codes, ~_mask(pc.greater(pc.utf8_length(alt), 0)), Status.NO_ALT)
+    _mark(codes, ~_mask(pc.greater(pc.binary_length(alt), 0)), Status.NO_ALT)
     _mark(codes, invalid, Status.INVALID_LINK)
     caption = clean_alts(alt, config, codes == CODE[Status.OK])
-    short = _mask(pc.less(pc.utf8_length(caption), config.min_alt_length)) & (codes == CODE[Status.OK])
+    short = ~_longer_than(caption, config.min_alt_length - 1) & (codes == CODE[Status.OK])
     _mark(codes, short, Status.ALT_TOO_SHORT)
     return RuledLinks(codes, url, caption)
 
 
-def _is_http(url: pa.Array, has_scheme: np.ndarray) -> np.ndarray:
-    """http:// or https:// in any case (plain prefix tests; the regex only for the rare other rows)."""
+def _schemes(url: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(has a scheme, is http(s) in any case): the case-insensitive test only for the rare odd rows."""
+    has_scheme = _mask(pc.match_substring_regex(url, r"^[^/?#]*:"))
     is_http = _mask(pc.starts_with(url, "http://")) | _mask(pc.starts_with(url, "https://"))
     odd = np.flatnonzero(has_scheme & ~is_http)
     if len(odd):
-        others = url.take(pa.array(odd))
-        is_http[odd] = _mask(pc.match_substring_regex(others, r"^https?://", ignore_case=True))
-    return is_http
+        is_http[odd] = _mask(
+            pc.match_substring_regex(url.take(pa.array(odd)), r"^https?://", ignore_case=True)
+        )
+    return has_scheme, is_http
+
+
+def _longer_than(values: pa.Array, limit: int) -> np.ndarray:
+    """Rows of more than `limit` characters (null: no); byte lengths decide all but a few rows."""
+    size = np.asarray(pc.fill_null(pc.binary_length(values), 0).to_numpy(zero_copy_only=False))
+    longer = size > limit
+    doubt = np.flatnonzero(longer & (size <= 4 * limit))  # 1 to 4 bytes per character
+    if len(doubt):
+        longer[doubt] = _mask(pc.greater(pc.utf8_length(values.take(pa.array(doubt))), limit))
+    return longer
 
 
 def _bad_extension(url: pa.Array, extensions: tuple[str, ...]) -> np.ndarray:
@@ -116,9 +128,14 @@ def clean_alts(alt: pa.Array, config: ExtractConfig, alive: np.ndarray | None = 
             for i in non_ascii:
                 fixed[i] = fix_mojibake(fixed[i])
             alt = pa.array(fixed, pa.string())
-    alt = pc.replace_substring_regex(alt, WHITESPACE, " ")
-    alt = pc.replace_substring_regex(alt, NON_PRINTABLE, "")
-    return pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(alt), 0, config.max_alt_length)
+    dirty = _mask(pc.match_substring_regex(alt, NON_PRINTABLE))  # whitespace controls are non-printable too
+    if dirty.any():
+        flat = pc.replace_substring_regex(alt.filter(pa.array(dirty)), WHITESPACE, " ")
+        alt = pc.replace_with_mask(alt, pa.array(dirty), pc.replace_substring_regex(flat, NON_PRINTABLE, ""))
+    alt = pc.utf8_trim_whitespace(alt)
+    if _longer_than(alt, config.max_alt_length).any():
+        alt = pc.utf8_slice_codeunits(alt, 0, config.max_alt_length)
+    return alt
 
 
 @lru_cache(maxsize=65_536)
@@ -170,42 +187,51 @@ def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.
     if not len(rows):
         return url
     parts = [_base_parts(base) for base in bases]
-    pages = pa.array(page_of[rows])
+    pages = page_of[rows]
     raw = url.take(pa.array(rows))
-    dot_slash = _leading_dot_slash(raw)
-    stripped = pc.if_else(dot_slash, pc.utf8_slice_codeunits(raw, 2), raw)
-    prefix = pc.if_else(
-        pc.starts_with(stripped, "/"),
-        pa.array([p[1] for p in parts], pa.string()).take(pages),
-        pa.array([p[2] for p in parts], pa.string()).take(pages),
-    )
+    stripped = _strip_dot_slash(raw)
+    network = _mask(pc.starts_with(stripped, "//"))  # '//host/x' keeps only the base's scheme
+    rooted = _mask(pc.starts_with(stripped, "/")) & ~network
+    prefixes = [p[0] + ":" for p in parts] + [p[1] for p in parts] + [p[2] for p in parts]
+    form = np.where(network, 0, np.where(rooted, 1, 2))
+    prefix = pa.array(prefixes, pa.string()).take(pa.array(pages + form * len(parts)))
     joined = pc.binary_join_element_wise(prefix, stripped, "")
-    has_base = np.array([bool(p[0]) for p in parts], dtype=bool)[page_of[rows]]
+    has_base = np.array([bool(p[0]) for p in parts], dtype=bool)[pages]
     slow = np.flatnonzero(_mask(pc.match_substring_regex(stripped, _TRICKY)) | ~has_base)
     if len(slow):
         values, originals = joined.to_pylist(), raw.to_pylist()
         for i in slow:
-            base = bases[page_of[rows[i]]]
+            base = bases[pages[i]]
             values[i] = urljoin(base, originals[i]) if base else originals[i]
         joined = pa.array(values, pa.string())
     return pc.replace_with_mask(url, pa.array(relative), joined)
 
 
-_TRICKY = r"(^$|^[?#]|[?#.]$|\./|\\|^//)"  # forms the plain concatenation gets wrong: urljoin decides
+# forms that plain concatenation gets wrong, left to urljoin: '', '?x', '#x', 'x?', 'x#', 'x.', dot segments,
+# backslashes, and '//' not followed by a host
+_TRICKY = r"(^$|^[?#]|[?#.]$|\./|\\|^//([/?#]|$))"
 
 
-def _leading_dot_slash(url: pa.Array) -> pa.Array:
-    """'./x' (but not './', '../' or './/'): the prefix urljoin simply drops."""
-    return pc.and_(
-        pc.and_(pc.starts_with(url, "./"), pc.invert(pc.starts_with(url, "./."))),
-        pc.and_(pc.invert(pc.starts_with(url, ".//")), pc.greater(pc.utf8_length(url), 2)),
-    )
+def _strip_dot_slash(url: pa.Array) -> pa.Array:
+    """'./x' -> 'x' (not './', '../' or './/', which urljoin handles): the prefix urljoin simply drops."""
+    dot = _mask(pc.match_substring_regex(url, r"^\./[^./]"))
+    if not dot.any():
+        return url
+    return pc.replace_with_mask(url, pa.array(dot), pc.utf8_slice_codeunits(url.filter(pa.array(dot)), 2))
+
+
+_PLAIN_BASE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#\[\]\s]*)(/[^?#\s]*)?(?:[?#].*)?", re.DOTALL)
 
 
 @lru_cache(maxsize=256)
 def _base_parts(base: str) -> tuple[str, str, str]:
     """(scheme, origin, directory) of a base URL, e.g. ('http', 'http://a.b', 'http://a.b/x/')."""
-    parts = urlsplit(base)
-    directory = parts.path.rsplit("/", 1)[0] + "/" if "/" in parts.path else "/"
-    origin = f"{parts.scheme}://{parts.netloc}"
-    return parts.scheme, origin, origin + directory
+    plain = _PLAIN_BASE.fullmatch(base) if base.isascii() else None
+    if plain:  # what urlsplit returns for it, without its general machinery
+        scheme, netloc, path = plain.group(1).lower(), plain.group(2), plain.group(3) or ""
+    else:
+        parts = urlsplit(base)
+        scheme, netloc, path = parts.scheme, parts.netloc, parts.path
+    directory = path.rsplit("/", 1)[0] + "/" if "/" in path else "/"
+    origin = f"{scheme}://{netloc}"
+    return scheme, origin, origin + directory

@@ -167,7 +167,7 @@ class _Columns:
         first, self.rows = self.rows, self.rows + len(urls)
         prefix = mint_key(self.shard, 0)[:-ROW_DIGITS]
         take = pa.array(pages)
-        joined = pc.binary_join_element_wise(urls, captions, "").to_pylist()
+        joined = pc.binary_join_element_wise(urls, captions, "").cast(pa.binary()).to_pylist()
         data: dict[str, Any] = {
             "key": _keys(prefix, first, self.rows),
             "url": urls,
