@@ -214,10 +214,13 @@ _TRICKY = r"(^$|^[?#]|[?#.]$|\./|\\|^//([/?#]|$))"
 
 def _strip_dot_slash(url: pa.Array) -> pa.Array:
     """'./x' -> 'x' (not './', '../' or './/', which urljoin handles): the prefix urljoin simply drops."""
-    dot = _mask(pc.match_substring_regex(url, r"^\./[^./]"))
+    dot = _mask(pc.starts_with(url, "./"))
     if not dot.any():
         return url
-    return pc.replace_with_mask(url, pa.array(dot), pc.utf8_slice_codeunits(url.filter(pa.array(dot)), 2))
+    rest = pc.utf8_slice_codeunits(url.filter(pa.array(dot)), 2)
+    plain = ~(_mask(pc.starts_with(rest, ".")) | _mask(pc.starts_with(rest, "/")) | _mask(pc.equal(rest, "")))
+    dot[dot] = plain
+    return pc.replace_with_mask(url, pa.array(dot), rest.filter(pa.array(plain)))
 
 
 _PLAIN_BASE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#\[\]\s]*)(/[^?#\s]*)?(?:[?#].*)?", re.DOTALL)

@@ -147,7 +147,8 @@ class _Columns:
             )
         for code, count in zip(*np.unique(ruled.codes, return_counts=True), strict=True):
             self.statuses[ORDER[code]] += int(count)
-        for code, count in Counter(codes.tolist()).items():
+        found = Counter(codes.tolist()) if self.language or not len(codes) else {NO_LANGUAGE.code: len(codes)}
+        for code, count in found.items():
             self.counters[f"language:{code or 'none'}"] += count
         table = self._table(ruled.url.take(pa.array(kept)), captions, codes, scores, page_of[kept])
         self.urls, self.alts, self.page_of, self.pages = [], [], [], []
