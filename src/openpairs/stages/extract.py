@@ -30,12 +30,12 @@ from openpairs.stages.runner import ShardTask
 STAGE = "extract"
 BATCH_ROWS = 65_536
 OK = Status.OK
-REPEATED = [
-    "page_url",
-    "language",
-    "license",
-    "source",
-]  # dictionary-encoded; url, caption, key rarely repeat
+_WRITER: dict[str, Any] = {  # dictionaries only where values repeat, min/max statistics only where useful
+    "schema": CANDIDATE_SCHEMA,
+    "compression": "zstd",
+    "use_dictionary": ["page_url", "language", "license", "source"],
+    "write_statistics": ["key", "hash"],
+}
 
 __all__ = ["STAGE", "ExtractConfig", "run_shard"]
 
@@ -50,7 +50,7 @@ def run_shard(config: ExtractConfig, task: ShardTask) -> ShardStats:
         _gc_paused(),
         open_input(source) as stream,
         atomic_open(task.paths.file("parquet")) as out,
-        pq.ParquetWriter(out, CANDIDATE_SCHEMA, compression="zstd", use_dictionary=REPEATED) as writer,
+        pq.ParquetWriter(out, **_WRITER) as writer,
     ):
         for page in _pages(iter_payloads(stream, stats), stats):
             columns.add_page(page)
@@ -76,20 +76,24 @@ def _gc_paused() -> Iterator[None]:
 
 def _pages(payloads: Iterator[WatPayload], stats: ShardStats) -> Iterator[cclinks.Page]:
     """HTML pages of the response records; bad records are counted and skipped."""
-    for item in payloads:
-        if not cclinks.is_response(item.payload):
-            continue
-        stats.bump("response_records")
-        try:
-            page = cclinks.read_page(item.payload, item.target_uri)
-        except cclinks.BadRecord as exc:
-            stats.bump("bad_records")
-            stats.error(f"bad WAT record: {exc}")
-            continue
-        if page is not None:
-            stats.bump("html_pages")
-            stats.bump("links", page.links_total)
-            yield page
+    counts = Counter[str]()  # added to stats once, not bumped three times per record
+    try:
+        for item in payloads:
+            if not cclinks.is_response(item.payload):
+                continue
+            counts["response_records"] += 1
+            try:
+                page = cclinks.read_page(item.payload, item.target_uri)
+            except cclinks.BadRecord as exc:
+                counts["bad_records"] += 1
+                stats.error(f"bad WAT record: {exc}")
+                continue
+            if page is not None:
+                counts["html_pages"] += 1
+                counts["links"] += page.links_total
+                yield page
+    finally:
+        stats.counters.update(counts)
 
 
 def _keys(prefix: str, first: int, stop: int) -> pa.Array:
