@@ -80,7 +80,6 @@ def main() -> None:
     args = parser.parse_args()
     plain, vary = build_wat(args.replicas, False), build_wat(args.replicas, True)
     cc2_python = str(PEERS / "cc2dataset-venv" / "bin" / "python")
-    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         runs = {
             "cc2dataset 1.5.0 (no rules)": (cc2_python, CC2_CODE, str(plain)),
@@ -100,17 +99,12 @@ def main() -> None:
                 json.dumps({"relative_urls": "resolve"}),
             ),
         }
-        for name, (python, code, *rest) in runs.items():
-            tries = [
-                run_pinned(
-                    python,
-                    code,
-                    *rest,
-                    *([f"{scratch}/{len(results)}-{i}"] if python == sys.executable else []),
-                )
-                for i in range(args.repeat)
-            ]
-            results[name] = min(tries, key=lambda r: r["cpu"])
+        tries: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
+        for i in range(args.repeat):  # interleaved, so a load change on the shared machine hits every run
+            for n, (name, (python, code, *rest)) in enumerate(runs.items()):
+                out = [f"{scratch}/{n}-{i}"] if python == sys.executable else []
+                tries[name].append(run_pinned(python, code, *rest, *out))
+        results = {name: min(found, key=lambda r: r["cpu"]) for name, found in tries.items()}
     base = results["cc2dataset 1.5.0 (no rules)"]
     base_rate = base["links"] / base["cpu"]
     print(
