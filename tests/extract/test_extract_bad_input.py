@@ -102,3 +102,16 @@ def test_garbage_gzip_member_is_skipped(run, tmp_path) -> None:
     total = outcome.extract.total
     assert total.counters["html_pages"] == 3
     assert total.counters["unreadable_members"] == 1
+
+
+def test_page_url_falls_back_to_the_warc_header_when_the_json_lacks_it(run, tmp_path) -> None:
+    payload = json.loads(json.dumps(real_payloads()[0]))
+    del payload["Envelope"]["WARC-Header-Metadata"]["WARC-Target-URI"]
+    html = payload["Envelope"]["Payload-Metadata"]["HTTP-Response-Metadata"]["HTML-Metadata"]
+    html["Links"] = [{"path": "IMG@/src", "url": "photos/cat.jpg", "alt": "a cat asleep on a sofa"}]
+    data = member(json.dumps(payload).encode(), target="http://from-the-header.example/page")
+    outcome = run([_wat(tmp_path, "no-uri.wat.gz", data)], language="off", english_only=False, dedup="none")
+    assert outcome.extract.total.counters["html_pages"] == 1
+    table = extracted(str(tmp_path / "out"))
+    assert table.column("page_url").to_pylist() == ["http://from-the-header.example/page"]
+    assert table.column("url").to_pylist() == ["http://from-the-header.example/photos/cat.jpg"]

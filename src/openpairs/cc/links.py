@@ -7,6 +7,7 @@ again generically, so the odd record gets the same answer either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -81,8 +82,9 @@ def is_response(payload: bytes) -> bool:
     return RESPONSE_MARK in payload or b'"WARC-Type": "response"' in payload
 
 
-def read_page(payload: bytes, target_uri: str) -> Page | None:
-    """The page of a response payload, or None when it has no HTML links; BadRecord when malformed."""
+def read_page(payload: bytes, target_uri: Callable[[], str]) -> Page | None:
+    """The page of a response payload, or None when it has no HTML links; BadRecord when malformed.
+    `target_uri` gives the record's WARC header URI, asked only when the JSON lacks it."""
     try:
         record = _DECODER.decode(payload)
     except msgspec.ValidationError:
@@ -93,7 +95,7 @@ def read_page(payload: bytes, target_uri: str) -> Page | None:
     html = response.html if response is not None else None
     if html is None:
         return None
-    page_url = record.Envelope.header.target_uri or target_uri
+    page_url = record.Envelope.header.target_uri or target_uri()
     if not isinstance(page_url, str):
         raise BadRecord("WARC-Target-URI is not a string")
     base = html.Head.Base

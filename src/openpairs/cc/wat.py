@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 from isal import isal_zlib  # the zlib API, about twice as fast to inflate
@@ -28,10 +28,14 @@ SPOOL_BYTES = 32 << 20  # an uncompressed WARC is spooled to disk past this
 
 @dataclass(frozen=True)
 class WatPayload:
-    """One WAT metadata record: its JSON payload bytes and the WARC-Target-URI header."""
+    """One WAT metadata record: its JSON payload bytes and its WARC headers (None when line-scanned)."""
 
-    target_uri: str
+    headers: Any
     payload: bytes
+
+    def target_uri(self) -> str:
+        """The WARC-Target-URI header (read on demand: the JSON payload carries it too)."""
+        return str(self.headers.get("WARC-Target-URI") or "") if self.headers is not None else ""
 
 
 class CorruptMember(Exception):
@@ -152,7 +156,7 @@ def _records(stream: BinaryIO) -> Iterator[tuple[int, WatPayload | None]]:
             raise OSError("record of unknown type (damaged WARC framing)")
         payload = None
         if record.record_type == WarcRecordType.metadata:
-            payload = WatPayload(record.headers.get("WARC-Target-URI") or "", record.reader.read())
+            payload = WatPayload(record.headers, record.reader.read())
         yield record.stream_pos, payload
 
 
@@ -192,7 +196,7 @@ def _scan_json_lines(data: bytes, stats: ShardStats) -> Iterator[WatPayload]:
         line = line.strip()
         if line.startswith(b"{") and b'"Envelope"' in line:
             recovered += 1
-            yield WatPayload("", line)
+            yield WatPayload(None, line)
     stats.bump("records", recovered)
     stats.bump("metadata_records", recovered)
     stats.bump("records_recovered_by_line_scan", recovered)
