@@ -124,10 +124,8 @@ def clean_alts(alt: pa.Array, config: ExtractConfig, alive: np.ndarray | None = 
         wanted = _mask(pc.is_valid(alt)) if alive is None else alive
         non_ascii = np.flatnonzero(~_mask(pc.string_is_ascii(alt)) & wanted)
         if len(non_ascii):
-            fixed = alt.to_pylist()
-            for i in non_ascii:
-                fixed[i] = fix_mojibake(fixed[i])
-            alt = pa.array(fixed, pa.string())
+            texts = alt.take(pa.array(non_ascii)).to_pylist()
+            alt = _replace_rows(alt, non_ascii, [fix_mojibake(text) for text in texts])
     dirty = _mask(pc.match_substring_regex(alt, NON_PRINTABLE))  # whitespace controls are non-printable too
     if dirty.any():
         flat = pc.replace_substring_regex(alt.filter(pa.array(dirty)), WHITESPACE, " ")
@@ -174,11 +172,11 @@ def _lower_scheme(url: pa.Array, is_http: np.ndarray) -> pa.Array:
     odd = np.flatnonzero(is_http & ~_mask(pc.starts_with(url, "http")))
     if not len(odd):
         return url
-    values = url.to_pylist()
-    for i in odd:
-        scheme, rest = values[i].split(":", 1)
-        values[i] = scheme.lower() + ":" + rest
-    return pa.array(values, pa.string())
+    lowered = [
+        scheme.lower() + ":" + rest
+        for scheme, rest in (u.split(":", 1) for u in url.take(pa.array(odd)).to_pylist())
+    ]
+    return _replace_rows(url, odd, lowered)
 
 
 def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.ndarray) -> pa.Array:
@@ -199,12 +197,20 @@ def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.
     has_base = np.array([bool(p[0]) for p in parts], dtype=bool)[pages]
     slow = np.flatnonzero(_mask(pc.match_substring_regex(stripped, _TRICKY)) | ~has_base)
     if len(slow):
-        values, originals = joined.to_pylist(), raw.to_pylist()
-        for i in slow:
-            base = bases[pages[i]]
-            values[i] = urljoin(base, originals[i]) if base else originals[i]
-        joined = pa.array(values, pa.string())
+        originals = raw.take(pa.array(slow)).to_pylist()
+        fixed = [
+            urljoin(bases[pages[i]], u) if bases[pages[i]] else u
+            for i, u in zip(slow, originals, strict=True)
+        ]
+        joined = _replace_rows(joined, slow, fixed)
     return pc.replace_with_mask(url, pa.array(relative), joined)
+
+
+def _replace_rows(values: pa.Array, rows: np.ndarray, replacements: list[str]) -> pa.Array:
+    """`values` with rows[i] set to replacements[i] (rows ascending), the rest untouched in Arrow."""
+    mask = np.zeros(len(values), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(values, pa.array(mask), pa.array(replacements, pa.string()))
 
 
 # forms that plain concatenation gets wrong, left to urljoin: '', '?x', '#x', 'x?', 'x#', 'x.', dot segments,
