@@ -101,6 +101,7 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
     from openpairs.cli.common import print_result, stage_progress
     from openpairs.presets import stage_config
     from openpairs.stages.download import DownloadConfig, run_shard
+    from openpairs.stages.download_memory import worker_environment
     from openpairs.stages.download_plan import plan_isolated
     from openpairs.stages.runner import run_stage
 
@@ -115,6 +116,7 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
     try:
         config = stage_config(DownloadConfig, "download", preset, save_additional_columns=extra,
                               allow_addresses=allowed, **options)  # fmt: skip
+        worker_environment()
         tasks, reopened = plan_isolated(config.input_spec(input), out, config.shard_size, retry_failed)
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from error
