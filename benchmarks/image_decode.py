@@ -6,7 +6,7 @@ Methods:
     opencv     img2dataset 1.47's path: cv2.imdecode(UNCHANGED) + resize(INTER_AREA) + pad + imencode
 
 The corpus (web-like JPEG/PNG/WebP, 320-4000 px) is generated once with Pillow into --corpus-dir.
-The opencv method needs cv2, which our venv does not ship; run it with img2dataset's venv:
+The opencv method needs cv2 (our venv has it for WebP; img2dataset's venv has the same 4.14.0):
 
     .venv/bin/python benchmarks/image_decode.py
     ~/.cache/openpairs-bench/peers/img2dataset-venv/bin/python benchmarks/image_decode.py --methods opencv
