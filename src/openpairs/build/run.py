@@ -84,6 +84,7 @@ def _download(
     out: str, config: BuildConfig, executor: ExecutorConfig, bar: Progress | None, result: BuildResult
 ) -> None:
     from openpairs.stages import download
+    from openpairs.stages.download_memory import worker_environment
     from openpairs.stages.download_plan import plan_tasks
 
     source = ofs.join(out, "candidates")
@@ -91,6 +92,7 @@ def _download(
         result.failed["download"] = [{"shard": -1, "error": "no candidates to download"}]
         return
     tasks = plan_tasks(config.download.input_spec(source), out, config.download.shard_size)
+    worker_environment()  # before run_stage spawns this stage's worker processes
     result.record("download", run_stage(download.run_shard, config.download, tasks, executor, bar))
 
 
