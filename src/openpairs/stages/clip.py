@@ -36,12 +36,12 @@ STAGE = "clip"
 class ClipConfig:
     """Clip stage settings (preset defaults: see presets.PRESETS['*']['clip'])."""
 
-    model: str = "ViT-B-32"
-    pretrained: str | None = "openai"
-    checkpoint: str | None = None
-    device: str = "auto"
-    threads: int = 0
-    cpu_int8: bool = False
+    model: str = ClipModelSpec.model  # the model fields and their defaults are ClipModelSpec's
+    pretrained: str | None = ClipModelSpec.pretrained
+    checkpoint: str | None = ClipModelSpec.checkpoint
+    device: str = ClipModelSpec.device
+    threads: int = ClipModelSpec.threads
+    cpu_int8: bool = ClipModelSpec.cpu_int8
     batch_size: int = 0  # 0: 256 on CUDA, 32 on CPU
     decode_threads: int = 0  # 0: number of cores
     text_encoder: str = "clip"  # "clip" or "multilingual" (non-English captions, LAION-5B)

@@ -24,7 +24,6 @@ from openpairs.image.config import ImageConfig
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.net.config import FetchConfig
-from openpairs.net.optout import DEFAULT_DIRECTIVES
 from openpairs.stages import download_write as dw
 from openpairs.stages.download_memory import Backlog, process_bounded, trim_malloc, tune_malloc
 from openpairs.stages.inputs import InputSpec, normalise
@@ -44,40 +43,40 @@ class DownloadConfig:
     caption_col: str = ""
     save_additional_columns: tuple[str, ...] = ()
     shard_size: int = 10_000
-    # fetching (net.FetchConfig)
-    connections: int = 128
-    per_host: int = 16
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    timeout: float = 20.0
-    deadline: float = 90.0
-    max_bytes: int = 16 * 1024 * 1024
-    max_redirects: int = 5
-    retries: int = 2
-    backoff_base: float = 0.5
-    backoff_cap: float = 8.0
-    retry_after_cap: float = 30.0
-    host_max_failures: int = 8
-    host_cooldown: float = 30.0
-    dns_cache_seconds: int = 300
-    user_agent_token: str = ""
-    opt_out_directives: tuple[str, ...] = DEFAULT_DIRECTIVES
-    respect_robots_txt: bool = False
-    allow_addresses: tuple[str, ...] = ()
-    allow_private_addresses: bool = False
-    mirror: str = ""
-    seed: int = 0
-    # images (image.ImageConfig)
-    image_size: int = 256
-    resize_mode: str = "border"
-    upscale: bool = False
-    encode_format: str = "jpg"
-    encode_quality: int = 95
-    min_bytes: int = 5000
-    max_pixels: int = 89_478_484
-    min_side: int = 0
-    max_aspect_ratio: float = 0.0
-    keep_original: bool = False
+    # fetching: net.FetchConfig's fields, with its defaults (documented there)
+    connections: int = FetchConfig.connections
+    per_host: int = FetchConfig.per_host
+    connect_timeout: float = FetchConfig.connect_timeout
+    read_timeout: float = FetchConfig.read_timeout
+    timeout: float = FetchConfig.timeout
+    deadline: float = FetchConfig.deadline
+    max_bytes: int = FetchConfig.max_bytes
+    max_redirects: int = FetchConfig.max_redirects
+    retries: int = FetchConfig.retries
+    backoff_base: float = FetchConfig.backoff_base
+    backoff_cap: float = FetchConfig.backoff_cap
+    retry_after_cap: float = FetchConfig.retry_after_cap
+    host_max_failures: int = FetchConfig.host_max_failures
+    host_cooldown: float = FetchConfig.host_cooldown
+    dns_cache_seconds: int = FetchConfig.dns_cache_seconds
+    user_agent_token: str = FetchConfig.user_agent_token
+    opt_out_directives: tuple[str, ...] = FetchConfig.opt_out_directives
+    respect_robots_txt: bool = FetchConfig.respect_robots_txt
+    allow_addresses: tuple[str, ...] = FetchConfig.allow_addresses
+    allow_private_addresses: bool = FetchConfig.allow_private_addresses
+    mirror: str = FetchConfig.mirror
+    seed: int = FetchConfig.seed
+    # images: image.ImageConfig's fields, with its defaults (documented there)
+    image_size: int = ImageConfig.image_size
+    resize_mode: str = ImageConfig.resize_mode
+    upscale: bool = ImageConfig.upscale
+    encode_format: str = ImageConfig.encode_format
+    encode_quality: int = ImageConfig.encode_quality
+    min_bytes: int = ImageConfig.min_bytes
+    max_pixels: int = ImageConfig.max_pixels
+    min_side: int = ImageConfig.min_side
+    max_aspect_ratio: float = ImageConfig.max_aspect_ratio
+    keep_original: bool = ImageConfig.keep_original
     # shard
     decode_threads: int = 1
     retry_failed: bool = False
