@@ -16,6 +16,7 @@ import msgspec
 
 RESPONSE_MARK = b'"WARC-Type":"response"'
 LICENSE_MARK = "creativecommons.org/licenses/"
+_LICENSE_BYTES = LICENSE_MARK.encode()
 NO_LICENSE = "?"
 IMG_PATH = "IMG@/src"
 
@@ -101,7 +102,7 @@ def read_page(payload: bytes, target_uri: Callable[[], str]) -> Page | None:
     base = html.Head.Base
     base_url = urljoin(page_url, base) if isinstance(base, str) and base.strip() else page_url
     links = html.Links
-    licence = find_license(links, payload) if LICENSE_MARK.encode() in payload else NO_LICENSE
+    licence = find_license(links, payload)
     images = [link for link in links if link.path == IMG_PATH]
     return Page(page_url, base_url, licence, len(links), images)
 
@@ -133,10 +134,12 @@ def _generic_record(payload: bytes) -> _Record:
     return record
 
 
-def find_license(links: list[Link], payload: bytes = b"") -> str:
+def find_license(links: list[Link], payload: bytes) -> str:
     """The URL of the first link whose URL contains creativecommons.org/licenses/, else '?'."""
+    if _LICENSE_BYTES not in payload:  # nearly every page: one fast scan, nothing decoded
+        return NO_LICENSE
     start = payload.find(b'"Links":[')
-    mark = payload.find(LICENSE_MARK.encode(), start) if start >= 0 else -1
+    mark = payload.find(_LICENSE_BYTES, start) if start >= 0 else -1
     if mark >= 0:  # links are serialised in order: the first mark is the first licence link if it is a url
         opening = payload.rfind(b'"', start, mark)
         closing = payload.find(b'"', mark)

@@ -151,9 +151,7 @@ class _Columns:
             )
         for code, count in zip(*np.unique(ruled.codes, return_counts=True), strict=True):
             self.statuses[ORDER[code]] += int(count)
-        found = Counter(codes.tolist()) if self.language or not len(codes) else {NO_LANGUAGE.code: len(codes)}
-        for code, count in found.items():
-            self.counters[f"language:{code or 'none'}"] += count
+        self._count_languages(codes)
         table = self._table(ruled.url.take(pa.array(kept)), captions, codes, scores, page_of[kept])
         self.urls, self.alts, self.page_of, self.pages = [], [], [], []
         return table
@@ -165,6 +163,13 @@ class _Columns:
         found = [self.language.identify(c) for c in captions.to_pylist()]
         codes = np.array([lang.code for lang in found], dtype=object)
         return codes, np.array([lang.score for lang in found], dtype=np.float64)
+
+    def _count_languages(self, codes: np.ndarray) -> None:
+        """`language:<code>` counters (`none`: no language); all `none` without identification."""
+        found = Counter(codes.tolist()) if self.language else Counter({NO_LANGUAGE.code: len(codes)})
+        for code, count in found.items():
+            if count:
+                self.counters[f"language:{code or 'none'}"] += count
 
     def _table(
         self, urls: pa.Array, captions: pa.Array, codes: np.ndarray, scores: np.ndarray, pages: np.ndarray
