@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from openpairs.cc.language import LanguageIdentifier
-from openpairs.cc.rules import ORDER, ExtractConfig, apply_rules, clean_alts
+from openpairs.cc.rules import ORDER, ExtractConfig, _needs_urljoin, apply_rules, clean_alts
 from tests.extract.watfiles import ALL_WATS
 
 BASES = [
@@ -23,6 +23,7 @@ BASES = [
     "http://[::1]:8080/v6/page",
     "http://g.h/with space/page",
     "ftp://i.j/k/",
+    "http://k.l/a/./b/../c/page",
 ]
 
 
@@ -58,6 +59,16 @@ def test_fast_resolve_equals_urljoin_on_every_real_relative_url() -> None:
         ".",
         "./",
         "x?",
+        "",
+        "./?x",
+        "./#f",
+        "./x.",
+        "a\\b.jpg",
+        "x/.",
+        "//?q",
+        "//#f",
+        "été/./x.jpg",
+        "./été.jpg",
     }
     relative = [u for u in urls if not u.startswith(("http://", "https://")) and ":" not in u.split("/")[0]]
     assert len(relative) > 1000
@@ -65,6 +76,16 @@ def test_fast_resolve_equals_urljoin_on_every_real_relative_url() -> None:
         zeros = np.zeros(len(relative), dtype=np.int64)
         batch = apply_rules(relative, ["an alt"] * len(relative), [base], zeros, ExtractConfig())
         assert batch.url.to_pylist() == [_scheme_lowered(urljoin(base, u)) for u in relative]
+
+
+def test_urljoin_rows_found_by_byte_scan_are_those_of_the_regex() -> None:
+    """The numpy byte scan picks exactly the rows this regex (its specification) matches."""
+    spec = re.compile(r"(^$|^[?#]|[?#.]$|\./|\\|^//([/?#]|$))")
+    urls = [*sorted(_real_strings(b"url")), "", "?", "x#", "a\\b", "//", "//h", "///", "x.", "ä./b", None]
+    values = pa.array(["pad.", "/x", *urls], pa.string()).slice(2)  # an offset array, as take/filter give
+    expected = [u is not None and bool(spec.search(u)) for u in urls]
+    assert _needs_urljoin(values).tolist() == expected
+    assert _needs_urljoin(pa.array([], pa.string())).tolist() == []
 
 
 def _scheme_lowered(url: str) -> str:

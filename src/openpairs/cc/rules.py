@@ -194,8 +194,8 @@ def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.
     form = np.where(network, 0, np.where(rooted, 1, 2))
     prefix = pa.array(prefixes, pa.string()).take(pa.array(pages + form * len(parts)))
     joined = pc.binary_join_element_wise(prefix, stripped, "")
-    has_base = np.array([bool(p[0]) for p in parts], dtype=bool)[pages]
-    slow = np.flatnonzero(_mask(pc.match_substring_regex(stripped, _TRICKY)) | ~has_base)
+    joinable = np.array([bool(p[0]) for p in parts], dtype=bool)[pages]
+    slow = np.flatnonzero(_needs_urljoin(stripped) | ~joinable)
     if len(slow):
         originals = raw.take(pa.array(slow)).to_pylist()
         fixed = [
@@ -213,28 +213,54 @@ def _replace_rows(values: pa.Array, rows: np.ndarray, replacements: list[str]) -
     return pc.replace_with_mask(values, pa.array(mask), pa.array(replacements, pa.string()))
 
 
-# forms that plain concatenation gets wrong, left to urljoin: '', '?x', '#x', 'x?', 'x#', 'x.', dot segments,
-# backslashes, and '//' not followed by a host
-_TRICKY = r"(^$|^[?#]|[?#.]$|\./|\\|^//([/?#]|$))"
-
-
 def _strip_dot_slash(url: pa.Array) -> pa.Array:
     """'./x' -> 'x' (not './', '../' or './/', which urljoin handles): the prefix urljoin simply drops."""
     dot = _mask(pc.starts_with(url, "./"))
     if not dot.any():
         return url
-    rest = pc.utf8_slice_codeunits(url.filter(pa.array(dot)), 2)
-    plain = ~(_mask(pc.starts_with(rest, ".")) | _mask(pc.starts_with(rest, "/")) | _mask(pc.equal(rest, "")))
-    dot[dot] = plain
-    return pc.replace_with_mask(url, pa.array(dot), rest.filter(pa.array(plain)))
+    dot &= ~(
+        _mask(pc.starts_with(url, "./.")) | _mask(pc.starts_with(url, ".//")) | _mask(pc.equal(url, "./"))
+    )
+    rows = pa.array(dot)
+    rest = pc.binary_slice(url.filter(rows).view(pa.binary()), 2, _TO_END)  # two ASCII bytes: still UTF-8
+    return pc.replace_with_mask(url, rows, rest.view(pa.string()))
 
 
+def _needs_urljoin(url: pa.Array) -> np.ndarray:
+    """Relative URLs that plain concatenation would join wrongly, left to urljoin: '', '?x', '#x', 'x?', 'x#',
+    'x.', './' anywhere (dot segments), backslashes, and '//' not followed by a host. One numpy pass over
+    the UTF-8 bytes (these are all ASCII tests) instead of a regex per row."""
+    offsets = np.frombuffer(url.buffers()[1], np.int32, len(url) + 1, url.offset * 4)
+    data = np.frombuffer(url.buffers()[2] or b"", np.uint8)[offsets[0] : offsets[-1]]
+    offsets = offsets - offsets[0]
+    size = np.diff(offsets)
+    padded = np.concatenate([data, np.zeros(3, np.uint8)])  # the first three bytes of any row can be read
+    first, second, third = (padded[offsets[:-1] + i] for i in range(3))
+    last = padded[np.maximum(offsets[1:] - 1, 0)]
+    odd = (size == 0) | np.isin(first, _QUERY_OR_FRAGMENT) | ((size > 0) & np.isin(last, _BAD_LAST))
+    odd |= (first == _SLASH) & (second == _SLASH) & ((size == 2) | np.isin(third, _AFTER_NO_HOST))
+    odd[_rows_of(offsets, np.flatnonzero((data[:-1] == _DOT) & (data[1:] == _SLASH)))] = True
+    odd[_rows_of(offsets, np.flatnonzero(data == _BACKSLASH))] = True
+    return odd & _mask(pc.is_valid(url))
+
+
+def _rows_of(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The row each byte position belongs to (a pattern across two rows counts for the first: harmless)."""
+    return np.searchsorted(offsets, positions, side="right") - 1
+
+
+_TO_END = 2**31  # binary_slice stop past any string
+_DOT, _SLASH, _BACKSLASH = ord("."), ord("/"), ord("\\")
+_QUERY_OR_FRAGMENT = np.frombuffer(b"?#", np.uint8)
+_BAD_LAST = np.frombuffer(b"?#.", np.uint8)
+_AFTER_NO_HOST = np.frombuffer(b"/?#", np.uint8)
 _PLAIN_BASE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#\[\]\s]*)(/[^?#\s]*)?(?:[?#].*)?", re.DOTALL)
 
 
 @lru_cache(maxsize=256)
 def _base_parts(base: str) -> tuple[str, str, str]:
-    """(scheme, origin, directory) of a base URL, e.g. ('http', 'http://a.b', 'http://a.b/x/')."""
+    """(scheme, origin, directory) of a base URL, e.g. ('http', 'http://a.b', 'http://a.b/x/'); all empty
+    when plain concatenation cannot join to it."""
     plain = _PLAIN_BASE.fullmatch(base) if base.isascii() else None
     if plain:  # what urlsplit returns for it, without its general machinery
         scheme, netloc, path = plain.group(1).lower(), plain.group(2), plain.group(3) or ""
@@ -242,5 +268,7 @@ def _base_parts(base: str) -> tuple[str, str, str]:
         parts = urlsplit(base)
         scheme, netloc, path = parts.scheme, parts.netloc, parts.path
     directory = path.rsplit("/", 1)[0] + "/" if "/" in path else "/"
+    if "/." in directory:  # dot segments, which urljoin removes: every link of this base goes to urljoin
+        return "", "", ""
     origin = f"{scheme}://{netloc}"
     return scheme, origin, origin + directory

@@ -98,10 +98,9 @@ def _pages(payloads: Iterator[WatPayload], stats: ShardStats) -> Iterator[cclink
 
 def _keys(prefix: str, first: int, stop: int) -> pa.Array:
     """Keys prefix + zero-padded row numbers first..stop-1, built in Arrow (same as mint_key)."""
-    rows = pc.utf8_lpad(
-        pc.cast(pa.array(np.arange(first, stop, dtype=np.int64)), pa.string()), ROW_DIGITS, "0"
-    )
-    return pc.binary_join_element_wise(pa.scalar(prefix), rows, "")
+    mint_key(0, max(stop - 1, 0))  # the same range check
+    padded = pc.cast(pa.array(np.arange(first, stop, dtype=np.int64) + 10**ROW_DIGITS), pa.string())
+    return pc.binary_replace_slice(padded.view(pa.binary()), 0, 1, prefix).view(pa.string())  # '1' -> prefix
 
 
 class _Columns:
@@ -115,7 +114,7 @@ class _Columns:
         self.counters: Counter[str] = Counter()
         self.urls: list[Any] = []
         self.alts: list[Any] = []
-        self.page_of: list[int] = []
+        self.counts: list[int] = []  # IMG links per gathered page
         self.pages: list[cclinks.Page] = []
         self.errors: list[str] = []
 
@@ -129,64 +128,69 @@ class _Columns:
         self.counters["img_links"] += len(page.images)
         self.urls.extend([link.url for link in page.images])
         self.alts.extend([link.alt for link in page.images])
-        self.page_of.extend([len(self.pages)] * len(page.images))
+        self.counts.append(len(page.images))
         self.pages.append(page)
 
     def flush(self) -> pa.Table:
         """Rule the gathered links and return the kept pairs (keys minted in order)."""
-        page_of = np.asarray(self.page_of, dtype=np.int64)
+        page_of = np.repeat(np.arange(len(self.pages), dtype=np.int64), self.counts)
         ruled = apply_rules(self.urls, self.alts, [p.base for p in self.pages], page_of, self.config)
         self._count_invalid(ruled.codes)
         kept = np.flatnonzero(ruled.codes == CODE[OK])
         captions = ruled.caption.take(pa.array(kept))
         codes, scores = self._languages(captions)
         if self.config.english_only:
-            english = codes == "en"
+            english = np.asarray(pc.equal(codes, "en").to_numpy(zero_copy_only=False), dtype=bool)
             ruled.codes[kept[~english]] = CODE[Status.NOT_ENGLISH]
+            rows = pa.array(english)
             kept, captions, codes, scores = (
                 kept[english],
-                captions.filter(english),
-                codes[english],
+                captions.filter(rows),
+                codes.filter(rows),
                 scores[english],
             )
-        for code, count in zip(*np.unique(ruled.codes, return_counts=True), strict=True):
-            self.statuses[ORDER[code]] += int(count)
+        for code, count in enumerate(np.bincount(ruled.codes, minlength=len(ORDER)).tolist()):
+            if count:
+                self.statuses[ORDER[code]] += count
         self._count_languages(codes)
         table = self._table(ruled.url.take(pa.array(kept)), captions, codes, scores, page_of[kept])
-        self.urls, self.alts, self.page_of, self.pages = [], [], [], []
+        self.urls, self.alts, self.counts, self.pages = [], [], [], []
         return table
 
-    def _languages(self, captions: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    def _languages(self, captions: pa.Array) -> tuple[pa.Array, np.ndarray]:
         """Language code and score per caption (no language for all when identification is off)."""
         if self.language is None:
-            return np.full(len(captions), NO_LANGUAGE.code, dtype=object), np.zeros(len(captions))
+            return pa.repeat(pa.scalar(NO_LANGUAGE.code, pa.string()), len(captions)), np.zeros(len(captions))
         found = [self.language.identify(c) for c in captions.to_pylist()]
-        codes = np.array([lang.code for lang in found], dtype=object)
+        codes = pa.array([lang.code for lang in found], pa.string())
         return codes, np.array([lang.score for lang in found], dtype=np.float64)
 
-    def _count_languages(self, codes: np.ndarray) -> None:
+    def _count_languages(self, codes: pa.Array) -> None:
         """`language:<code>` counters (`none`: no language); all `none` without identification."""
-        found = Counter(codes.tolist()) if self.language else Counter({NO_LANGUAGE.code: len(codes)})
+        found = {NO_LANGUAGE.code: len(codes)}
+        if self.language:
+            found = {item["values"]: item["counts"] for item in pc.value_counts(codes).to_pylist()}
         for code, count in found.items():
             if count:
                 self.counters[f"language:{code or 'none'}"] += count
 
     def _table(
-        self, urls: pa.Array, captions: pa.Array, codes: np.ndarray, scores: np.ndarray, pages: np.ndarray
+        self, urls: pa.Array, captions: pa.Array, codes: pa.Array, scores: np.ndarray, pages: np.ndarray
     ) -> pa.Table:
         first, self.rows = self.rows, self.rows + len(urls)
         prefix = mint_key(self.shard, 0)[:-ROW_DIGITS]
         take = pa.array(pages)
         joined = pc.binary_join_element_wise(urls, captions, "").cast(pa.binary()).to_pylist()
+        digests = b"".join(map(mmh3.hash_bytes, joined))  # x64_128; hash64(...)[0] is its first 8 bytes
         data: dict[str, Any] = {
             "key": _keys(prefix, first, self.rows),
             "url": urls,
             "caption": captions,
             "page_url": pa.array([page.url for page in self.pages], pa.string()).take(take),
-            "language": pa.array(codes, pa.string()),
+            "language": codes,
             "language_score": scores,
             "license": pa.array([page.license for page in self.pages], pa.string()).take(take),
-            "hash": [mmh3.hash64(text)[0] for text in joined],
+            "hash": np.frombuffer(digests, "<i8")[::2],
             "source": pa.repeat(pa.scalar(self.source, pa.string()), len(urls)),
         }
         return pa.Table.from_pydict(data, schema=CANDIDATE_SCHEMA)
