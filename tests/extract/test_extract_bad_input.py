@@ -71,7 +71,12 @@ def test_invalid_json_and_unexpected_types_are_counted(run, tmp_path) -> None:
     )
     alt_number = json.loads(json.dumps(good))
     html = alt_number["Envelope"]["Payload-Metadata"]["HTTP-Response-Metadata"]["HTML-Metadata"]
-    html["Links"] = [{"path": "IMG@/src", "url": "http://a.example/x.jpg", "alt": 12345}]
+    html["Links"] = [
+        {"path": "IMG@/src", "url": "http://a.example/x.jpg", "alt": 12345},
+        {"path": "IMG@/src", "url": "http://a.example/y.jpg", "alt": 0},  # falsy, yet not a missing alt
+        {"path": "IMG@/src", "url": 7},  # no alt, but the URL is not a string: invalid first
+        {"path": "IMG@/src", "url": "http://a.example/z.jpg", "alt": ""},
+    ]
     invalid = member(b'{"Envelope": {"WARC-Header-Metadata": {"WARC-Type":"response"}, "Payload')
     data = payload_member(good) + invalid + payload_member(links_not_list) + payload_member(alt_number)
     data += payload_member(good)
@@ -82,6 +87,8 @@ def test_invalid_json_and_unexpected_types_are_counted(run, tmp_path) -> None:
     assert any("invalid JSON" in m for m in total.errors)
     assert any("Links is str" in m for m in total.errors)
     assert any("alt int" in m for m in total.errors)
+    assert any("url int, alt NoneType" in m for m in total.errors)
+    assert total.statuses["invalid_link"] == 3  # the real records have none
     assert total.counters["html_pages"] == 3  # the good record before and after, and the alt-number one
     assert total.is_balanced()
 

@@ -85,6 +85,11 @@ def apply_rules(
     return RuledLinks(codes, url, caption)
 
 
+def has_no_alt(url: Any, alt: Any) -> bool:
+    """apply_rules' no_alt for one link (alt missing or empty, URL a string), to drop such links early."""
+    return (alt is None or alt == "") and type(url) is str
+
+
 def _schemes(url: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(has a scheme, is http(s) in any case): the case-insensitive test only for the rare odd rows."""
     has_scheme = _mask(pc.match_substring_regex(url, r"^[^/?#]*:"))

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from openpairs.cc import links as cclinks
 from openpairs.cc.language import NO_LANGUAGE, LanguageIdentifier
-from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules
+from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules, has_no_alt
 from openpairs.cc.source import open_input
 from openpairs.cc.wat import WatPayload, iter_payloads
 from openpairs.core.keys import ROW_DIGITS, mint_key
@@ -103,6 +103,11 @@ def _keys(prefix: str, first: int, stop: int) -> pa.Array:
     return pc.binary_replace_slice(padded.view(pa.binary()), 0, 1, prefix).view(pa.string())  # '1' -> prefix
 
 
+def _rows(values: pa.Array, rows: np.ndarray) -> pa.Array:
+    """values[rows] (rows ascending, unique): the array itself when that is every row."""
+    return values if len(rows) == len(values) else values.take(pa.array(rows))
+
+
 class _Columns:
     """IMG links gathered page by page, ruled in batches; kept pairs as Arrow tables, statuses counted."""
 
@@ -126,9 +131,15 @@ class _Columns:
     def add_page(self, page: cclinks.Page) -> None:
         """Gather the page's IMG links (the rules run on the whole batch at flush)."""
         self.counters["img_links"] += len(page.images)
-        self.urls.extend([link.url for link in page.images])
-        self.alts.extend([link.alt for link in page.images])
-        self.counts.append(len(page.images))
+        images = [link for link in page.images if link.alt]
+        if len(images) < len(page.images):  # no alt: counted here, not batched (odd types go to the rules)
+            without = [link for link in page.images if not link.alt]
+            odd = [link for link in without if not has_no_alt(link.url, link.alt)]
+            self.statuses[Status.NO_ALT] += len(without) - len(odd)
+            images += odd
+        self.urls.extend([link.url for link in images])
+        self.alts.extend([link.alt for link in images])
+        self.counts.append(len(images))
         self.pages.append(page)
 
     def flush(self) -> pa.Table:
@@ -137,7 +148,7 @@ class _Columns:
         ruled = apply_rules(self.urls, self.alts, [p.base for p in self.pages], page_of, self.config)
         self._count_invalid(ruled.codes)
         kept = np.flatnonzero(ruled.codes == CODE[OK])
-        captions = ruled.caption.take(pa.array(kept))
+        captions = _rows(ruled.caption, kept)
         codes, scores = self._languages(captions)
         if self.config.english_only:
             english = np.asarray(pc.equal(codes, "en").to_numpy(zero_copy_only=False), dtype=bool)
@@ -153,7 +164,7 @@ class _Columns:
             if count:
                 self.statuses[ORDER[code]] += count
         self._count_languages(codes)
-        table = self._table(ruled.url.take(pa.array(kept)), captions, codes, scores, page_of[kept])
+        table = self._table(_rows(ruled.url, kept), captions, codes, scores, page_of[kept])
         self.urls, self.alts, self.counts, self.pages = [], [], [], []
         return table
 
