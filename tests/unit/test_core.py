@@ -88,3 +88,37 @@ def test_cli_import_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert heavy == "[]"
+
+
+def test_pyarrow_conversions_leave_pandas_unloaded_but_available() -> None:
+    code = (
+        "import sys, pyarrow as pa, pyarrow.parquet as pq, tempfile, os; "
+        "from openpairs.core.lean import arrow_without_pandas; arrow_without_pandas(); "
+        "path = os.path.join(tempfile.mkdtemp(), 't.parquet'); "
+        "pq.write_table(pa.table({'a': pa.array(['x', None]), 'b': [1, 2]}), path); "
+        "table = pq.read_table(path); loaded = 'pandas' in sys.modules; "
+        "print(loaded, table.to_pandas().shape, 'pandas' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "(2,", "2)", "True"]
+
+
+def _pandas_loaded_after_a_conversion(_: int) -> bool:
+    import pyarrow as pa
+
+    pa.array(["x"])
+    return "pandas" in sys.modules
+
+
+def test_pool_workers_leave_pandas_unloaded() -> None:
+    from openpairs.executors import ExecutorConfig
+    from openpairs.executors.local import LocalExecutor
+
+    pool = LocalExecutor(ExecutorConfig(workers=2))
+    try:
+        assert [loaded for _, loaded in pool.imap(_pandas_loaded_after_a_conversion, [0, 1])] == [
+            False,
+            False,
+        ]
+    finally:
+        pool.close()

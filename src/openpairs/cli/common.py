@@ -22,8 +22,12 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="laion400m or laion5b")
 
 
 def executor_config(executor: str, workers: int, ray_address: str | None) -> ExecutorConfig:
-    """Validated executor settings from the command line."""
+    """Validated executor settings from the command line (and pyarrow told to leave pandas unloaded: every
+    stage command passes here before it runs, and this process is ours)."""
+    from openpairs.core.lean import arrow_without_pandas
     from openpairs.executors import ExecutorConfig
+
+    arrow_without_pandas()
 
     if executor not in ("local", "ray"):
         raise typer.BadParameter(f"--executor must be local or ray, not {executor!r}")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from openpairs.core.lean import arrow_without_pandas
 from openpairs.executors import ExecutorConfig, call_safely
 
 
@@ -25,7 +26,9 @@ class LocalExecutor:
             return
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context, initializer=arrow_without_pandas
+            )
         pending: dict[Future[Any], int] = {
             self._pool.submit(call_safely, fn, item): i for i, item in enumerate(items)
         }
