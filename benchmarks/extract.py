@@ -7,8 +7,8 @@ its own process pinned to one core:
   openpairs laion5b   the full LAION-5B rules with CLD3, on the --vary-alt WAT
 and prints pairs/s, the ratio to cc2dataset, and peak RSS. Each process first runs its tool once on a small
 real WAT (warm-up, untimed, the same for every tool) so the timed run measures steady per-file throughput,
-not one-time start-up such as the pandas import pyarrow performs on its first conversion (about 0.2 s);
---cold skips it. Usage: python benchmarks/extract.py [--replicas 600] [--cold]
+not one-time start-up (our process skips pyarrow's pandas import, as the CLI and its workers do);
+--cold skips the warm-up. Usage: python benchmarks/extract.py [--replicas 600] [--cold]
 """
 
 from __future__ import annotations
@@ -39,9 +39,11 @@ print(json.dumps({"pairs": pairs, "links": pairs, "cpu": cpu, "rss_mb": resource
 
 OURS_CODE = """
 import json, resource, sys, time
+from openpairs.core.lean import arrow_without_pandas
 from openpairs.presets import stage_config
 from openpairs.stages.extract import ExtractConfig, run_shard
 from openpairs.stages.runner import ShardTask
+arrow_without_pandas()  # as the CLI and the pool workers do when they start
 overrides = json.loads(sys.argv[3])
 config = stage_config(ExtractConfig, "extract", sys.argv[2], **overrides)
 if sys.argv[5]:

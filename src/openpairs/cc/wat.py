@@ -78,13 +78,20 @@ def _iter_gzip_fast(stream: BinaryIO, stats: ShardStats) -> Iterator[WatPayload]
     """fastwarc reads a seekable file natively; the rest after its last good record (damage, a truncated
     tail) is then read member by member, which counts and skips what is broken."""
     last_good = -1
+    records = metadata = 0  # counted here and added once: this loop runs once per record
     try:
         for position, payload in _records(stream):
             last_good = position
-            stats.bump("gzip_members")
-            yield from _counted(payload, stats)
+            records += 1
+            if payload is not None:
+                metadata += 1
+                yield payload
     except OSError:
         pass
+    finally:
+        stats.bump("gzip_members", records)
+        stats.bump("records", records)
+        stats.bump("metadata_records", metadata)
     stream.seek(max(last_good, 0))
     yield from _iter_gzip_members(stream, stats, skip=1 if last_good >= 0 else 0)
 
