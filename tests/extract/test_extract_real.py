@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmh3
+
 from openpairs.core.stats import ShardStats
 from tests.extract.conftest import candidates, extracted
 from tests.extract.watfiles import DERIVED, FRAGMENT_1, WAT_2014, WHIRLWIND
@@ -43,6 +45,13 @@ def test_derived_wat_counts_match_its_readme(run, tmp_path) -> None:
     assert total.statuses["ok"] == 890
     assert total.counters["links"] == 3691 and total.counters["html_pages"] == 20
     assert total.is_balanced()
+
+
+def test_derived_wat_hashes_are_laion5b_join_keys(run, tmp_path) -> None:
+    run([DERIVED], preset="laion400m", language="off", english_only=False, dedup="none")
+    rows = extracted(str(tmp_path / "out")).to_pylist()
+    assert len(rows) > 100
+    assert [r["hash"] for r in rows] == [mmh3.hash64(r["url"] + r["caption"])[0] for r in rows]
 
 
 def test_derived_wat_laion5b_languages_are_iso_codes(run, tmp_path) -> None:
