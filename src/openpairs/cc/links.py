@@ -67,7 +67,7 @@ _DECODER = msgspec.json.Decoder(_Record)
 _GENERIC = msgspec.json.Decoder()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Page:
     """What one HTML response contributes: its URL, the base for relative links, licence, IMG links."""
 

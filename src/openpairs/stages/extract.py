@@ -76,24 +76,25 @@ def _gc_paused() -> Iterator[None]:
 
 def _pages(payloads: Iterator[WatPayload], stats: ShardStats) -> Iterator[cclinks.Page]:
     """HTML pages of the response records; bad records are counted and skipped."""
-    counts = Counter[str]()  # added to stats once, not bumped three times per record
+    responses = bad = pages = links = 0  # added to stats once, not bumped per record
     try:
         for item in payloads:
             if not cclinks.is_response(item.payload):
                 continue
-            counts["response_records"] += 1
+            responses += 1
             try:
                 page = cclinks.read_page(item.payload, item.target_uri)
             except cclinks.BadRecord as exc:
-                counts["bad_records"] += 1
+                bad += 1
                 stats.error(f"bad WAT record: {exc}")
                 continue
             if page is not None:
-                counts["html_pages"] += 1
-                counts["links"] += page.links_total
+                pages += 1
+                links += page.links_total
                 yield page
     finally:
-        stats.counters.update(counts)
+        found = {"response_records": responses, "bad_records": bad, "html_pages": pages, "links": links}
+        stats.counters.update({name: count for name, count in found.items() if count})
 
 
 def _keys(prefix: str, first: int, stop: int) -> pa.Array:
@@ -133,9 +134,8 @@ class _Columns:
         self.counters["img_links"] += len(page.images)
         images = [link for link in page.images if link.alt]
         if len(images) < len(page.images):  # no alt: counted here, not batched (odd types go to the rules)
-            without = [link for link in page.images if not link.alt]
-            odd = [link for link in without if not has_no_alt(link.url, link.alt)]
-            self.statuses[Status.NO_ALT] += len(without) - len(odd)
+            odd = [link for link in page.images if not link.alt and not has_no_alt(link.url, link.alt)]
+            self.statuses[Status.NO_ALT] += len(page.images) - len(images) - len(odd)
             images += odd
         self.urls.extend([link.url for link in images])
         self.alts.extend([link.alt for link in images])
