@@ -6,7 +6,8 @@ its own process pinned to one core:
   openpairs cc2-rules the same rules (language off, relatives resolved, no alt-length or extension filter)
   openpairs laion5b   the full LAION-5B rules with CLD3, on the --vary-alt WAT
 and prints pairs/s, the ratio to cc2dataset, and peak RSS. Each process first runs its tool once on a small
-real WAT (warm-up, untimed, the same for every tool) so the timed run measures steady per-file throughput,
+real WAT (warm-up, untimed, the same for every tool: request records only, no page shared with the bench
+file) so the timed run measures per-file throughput after what each tool loads on first use,
 not one-time start-up (our process skips pyarrow's pandas import, as the CLI and its workers do);
 --cold skips the warm-up. Usage: python benchmarks/extract.py [--replicas 600] [--cold]
 """
