@@ -89,9 +89,7 @@ def _iter_gzip_fast(stream: BinaryIO, stats: ShardStats) -> Iterator[WatPayload]
     except OSError:
         pass
     finally:
-        stats.bump("gzip_members", records)
-        stats.bump("records", records)
-        stats.bump("metadata_records", metadata)
+        _count(stats, records, metadata, gzip_members=records)
     stream.seek(max(last_good, 0))
     yield from _iter_gzip_members(stream, stats, skip=1 if last_good >= 0 else 0)
 
@@ -167,12 +165,11 @@ def _records(stream: BinaryIO) -> Iterator[tuple[int, WatPayload | None]]:
         yield record.stream_pos, payload
 
 
-def _counted(payload: WatPayload | None, stats: ShardStats) -> Iterator[WatPayload]:
-    """Count one record (and one metadata record) and pass a metadata payload on."""
-    stats.bump("records")
-    if payload is not None:
-        stats.bump("metadata_records")
-        yield payload
+def _count(stats: ShardStats, records: int, metadata: int, **more: int) -> None:
+    """Add a stretch of records (and of metadata records, and other counts) to `stats`, zeros left out."""
+    for name, count in {"records": records, "metadata_records": metadata, **more}.items():
+        if count:
+            stats.bump(name, count)
 
 
 def _parse_warc_member(member: bytes, stats: ShardStats) -> tuple[list[WatPayload], str | None]:
@@ -181,19 +178,25 @@ def _parse_warc_member(member: bytes, stats: ShardStats) -> tuple[list[WatPayloa
         found = [payload for _, payload in _records(io.BytesIO(member))]
     except OSError as exc:
         return [], str(exc)
-    return [p for payload in found for p in _counted(payload, stats)], None
+    payloads = [payload for payload in found if payload is not None]
+    _count(stats, len(found), len(payloads))
+    return payloads, None
 
 
 def _iter_warc_bytes_stream(stream: BinaryIO, stats: ShardStats) -> Iterator[WatPayload]:
     """Stream an uncompressed WARC with fastwarc, counting records; damage ends the file with an error."""
-    records = 0
+    records = metadata = 0
     try:
         for _, payload in _records(stream):
             records += 1
-            yield from _counted(payload, stats)
+            if payload is not None:
+                metadata += 1
+                yield payload
     except OSError as exc:
         stats.bump("unreadable_members")
         stats.error(f"WARC parse error after {records} records: {exc}")
+    finally:
+        _count(stats, records, metadata)
 
 
 def _scan_json_lines(data: bytes, stats: ShardStats) -> Iterator[WatPayload]:
@@ -204,9 +207,7 @@ def _scan_json_lines(data: bytes, stats: ShardStats) -> Iterator[WatPayload]:
         if line.startswith(b"{") and b'"Envelope"' in line:
             recovered += 1
             yield WatPayload(None, line)
-    stats.bump("records", recovered)
-    stats.bump("metadata_records", recovered)
-    stats.bump("records_recovered_by_line_scan", recovered)
+    _count(stats, recovered, recovered, records_recovered_by_line_scan=recovered)
     if recovered:
         stats.error(f"damaged WARC framing: recovered {recovered} WAT JSON payloads by line scan")
     elif data.strip():
