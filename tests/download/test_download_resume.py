@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from openpairs.stages.download import reopen_transient
-from openpairs.stages.download_plan import plan_tasks
+from openpairs.stages.download_plan import plan_tasks, reopen_transient
 from tests.download.helpers import FAST, download, rows, write_input
 from tests.fixtures.images import OK_NAMES, all_fixtures
 from tests.fixtures.webserver import ImageServer, image_server_fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -42,6 +43,23 @@ def call_safely(fn: Callable[[Any], Any], item: Any) -> Any:
         return fn(item)
     except Exception as exc:
         return exc
+
+
+_task = threading.local()
+
+
+def draining() -> None:
+    """Tell the executor this task now only waits (say, on slow hosts): the local pool may start the
+    next task in the same process. A no-op elsewhere (in-process runs, Ray)."""
+    hook = getattr(_task, "draining", None)
+    if hook is not None:
+        _task.draining = None  # once per task
+        hook()
+
+
+def set_draining_hook(hook: Callable[[], None] | None) -> None:
+    """Set (or clear) what `draining()` calls in the current thread; the local pool's workers use it."""
+    _task.draining = hook
 
 
 def make_executor(config: ExecutorConfig, resources: dict[str, float] | None = None) -> Executor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status, is_transient
+from openpairs.executors import draining
 from openpairs.image.config import ImageConfig
 from openpairs.io import commit
 from openpairs.io import fs as ofs
@@ -217,7 +219,7 @@ async def _fetch_rows(
     outcomes: dict[int, dw.Outcome] = {}
     if not rows:
         return outcomes
-    pending = iter(rows)
+    pending = _then_drain(rows)
     with ThreadPoolExecutor(max(1, config.decode_threads), thread_name_prefix="decode") as pool:
         async with Fetcher(config.fetch_config()) as fetcher:
             backlog = Backlog(most=config.connections)
@@ -236,6 +238,12 @@ async def _fetch_rows(
 
             await asyncio.gather(*(worker() for _ in range(min(config.connections, len(rows)))))
     return outcomes
+
+
+def _then_drain(rows: list[T]) -> Iterator[T]:
+    """The rows, then `draining()`: with all handed out, the next shard may start beside the stragglers."""
+    yield from rows
+    draining()
 
 
 async def _one(context: _Context, key: str, url: str | None) -> dw.Outcome:
@@ -276,18 +284,3 @@ async def _one(context: _Context, key: str, url: str | None) -> dw.Outcome:
         image.mime,
         image.ext,
     )
-
-
-def reopen_transient(tasks: list[ShardTask]) -> int:
-    """For --retry-failed: un-finish done shards that have transient rows (their stats file is removed)."""
-    reopened = 0
-    for task in tasks:
-        parquet = task.paths.file("parquet")
-        if not task.paths.is_done() or not ofs.exists(parquet):
-            continue
-        with ofs.open_file(parquet, "rb") as handle:
-            statuses = _read_parquet(handle, ["status"]).column("status").to_pylist()
-        if any(is_transient(s or "") for s in statuses):
-            ofs.remove(task.paths.stats)
-            reopened += 1
-    return reopened

@@ -9,6 +9,7 @@ from dataclasses import asdict
 import pyarrow as pa
 
 from openpairs.core.keys import mint_key
+from openpairs.core.status import is_transient
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages.inputs import InputSpec, iter_rows
@@ -110,7 +111,22 @@ def plan_isolated(
 
 
 def _plan(spec: InputSpec, out: str, shard_size: int, retry_failed: bool) -> tuple[list[ShardTask], int]:
-    from openpairs.stages.download import reopen_transient
-
     tasks = plan_tasks(spec, out, shard_size)
     return tasks, reopen_transient(tasks) if retry_failed else 0
+
+
+def reopen_transient(tasks: list[ShardTask]) -> int:
+    """For --retry-failed: un-finish done shards that have transient rows (their stats file is removed)."""
+    import pyarrow.parquet as pq
+
+    reopened = 0
+    for task in tasks:
+        parquet = task.paths.file("parquet")
+        if not task.paths.is_done() or not ofs.exists(parquet):
+            continue
+        with ofs.open_file(parquet, "rb") as handle:
+            statuses = pq.ParquetFile(handle).read(columns=["status"]).column("status").to_pylist()
+        if any(is_transient(s or "") for s in statuses):
+            ofs.remove(task.paths.stats)
+            reopened += 1
+    return reopened
