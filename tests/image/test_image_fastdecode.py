@@ -1,4 +1,4 @@
-"""WebP through OpenCV, alpha resized before compositing: same pixels as a full Pillow decode."""
+"""WebP through libwebp (scaled) or OpenCV, alpha resized before compositing: same pixels as Pillow."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openpairs.image import ImageConfig, ImageRejected, fastdecode, process_image
+from openpairs.image import ImageConfig, ImageRejected, fastdecode, process_image, webp
 from openpairs.image.probe import open_header
 from tests.fixtures import images as fx
 
@@ -90,3 +90,23 @@ def test_truncated_bodies_are_still_decode_errors(fmt: str) -> None:
     with pytest.raises(ImageRejected) as rejected:
         process_image(body[: len(body) // 2], CONFIG)
     assert rejected.value.status == "decode_error"
+
+
+def test_libwebp_scaled_decoding_is_used_here_and_matches_opencv() -> None:
+    assert webp.available()  # Debian libwebp7, installed by scripts/ensure_system_deps.sh
+    body = _encode(fx.photo(1200, 800, seed=11), "WEBP", quality=90)
+    header = open_header(body)
+    scaled = webp.decode_scaled(body, 256, 171)
+    assert scaled is not None and scaled.shape == (171, 256, 3)
+    opencv = fastdecode.opencv_shrunk(body, header, (256, 171))
+    assert opencv is not None
+    assert np.abs(scaled.astype(int) - np.asarray(opencv).astype(int)).mean() < 2
+    assert np.abs(scaled.astype(int) - _reference(body, (256, 171))).mean() < 2
+
+
+@pytest.mark.parametrize("cut", [0, 12, 100, 2])  # empty, header only, first bytes, most of the body
+def test_libwebp_refuses_broken_bodies_without_crashing(cut: int) -> None:
+    body = _encode(fx.photo(640, 480, seed=4), "WEBP", quality=80)
+    broken = body[: len(body) // cut] if cut == 2 else body[:cut]
+    assert webp.decode_scaled(broken, 128, 96) is None
+    assert webp.decode_scaled(b"RIFF\x00\x00\x00\x00WEBPVP8 garbage" * 3, 128, 96) is None
