@@ -2,7 +2,8 @@
 
 For every "ok" image of the benchmark corpus (or --limit of them), single core, best of --repeat:
     decode  the cheapest decode we know for its format, at the size we need: Pillow with DCT scaling
-            (draft) for JPEG, Pillow for PNG, OpenCV for WebP (both also tried, the faster one kept)
+            (draft) for JPEG, Pillow or OpenCV for PNG, libwebp's scaled decoding for WebP (every
+            method is tried on every image, the fastest kept)
     ours    openpairs' process_image (header checks, decode, resize, pad, jpg q95 encode, sha256)
 Prints ms per image per format, and ms per input sample (the corpus also has rows that fail before any
 decode). With img2dataset's CPU-ms/sample (from its last benchmark run, or --i2d-cpu-ms), it says how
@@ -27,7 +28,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
-from openpairs.image import ImageConfig, process_image
+from openpairs.image import ImageConfig, process_image, webp
 from openpairs.image.geometry import plan
 
 DATA = Path(os.environ.get("DATA", Path.home() / ".cache/openpairs-bench/data"))
@@ -49,6 +50,14 @@ def opencv_decode(body: bytes) -> None:
     """OpenCV into BGR (JPEG: libjpeg-turbo scaling by 2/4/8 when the target allows it)."""
     array = np.frombuffer(body, np.uint8)
     cv2.imdecode(array, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+
+
+def libwebp_decode(body: bytes) -> None:
+    """libwebp's scaled decoding straight to the planned size (WebP only; others: Pillow)."""
+    image = Image.open(io.BytesIO(body))
+    todo = plan(image.width, image.height, CONFIG)
+    if image.format != "WEBP" or not todo.resize or webp.decode_scaled(body, *todo.resize) is None:
+        pillow_decode(body)
 
 
 def ours(body: bytes) -> None:
@@ -80,9 +89,11 @@ def measure(limit: int, repeat: int) -> tuple[dict[str, dict[str, float]], int, 
         cell = totals[fmt]
         cell["n"] += 1
         pil, ocv = best_ms(pillow_decode, body, repeat), best_ms(opencv_decode, body, repeat)
+        scaled = best_ms(libwebp_decode, body, repeat) if fmt == "webp" else pil
         cell["pillow"] += pil
         cell["opencv"] += ocv
-        cell["decode"] += min(pil, ocv)
+        cell["libwebp"] += scaled
+        cell["decode"] += min(pil, ocv, scaled)
         cell["ours"] += best_ms(ours, body, repeat)
     return totals, len(rows), len(manifest)
 
@@ -108,11 +119,13 @@ def main() -> None:
     parser.add_argument("--i2d-cpu-ms", type=float, default=0.0)
     args = parser.parse_args()
     totals, ok_rows, all_rows = measure(args.limit, args.repeat)
-    print(f"{'format':8} {'n':>5} {'pillow':>8} {'opencv':>8} {'cheapest':>9} {'ours':>7}  (ms/image)")
+    print(
+        f"{'format':8} {'n':>5} {'pillow':>8} {'opencv':>8} {'libwebp':>8} {'cheapest':>9} {'ours':>7}  (ms/image)"
+    )
     per_sample = defaultdict(float)
     for fmt, cell in sorted(totals.items()):
         n = cell["n"]
-        print(f"{fmt:8} {int(n):5d} {cell['pillow'] / n:8.2f} {cell['opencv'] / n:8.2f} "
+        print(f"{fmt:8} {int(n):5d} {cell['pillow'] / n:8.2f} {cell['opencv'] / n:8.2f} {cell['libwebp'] / n:8.2f} "
               f"{cell['decode'] / n:9.2f} {cell['ours'] / n:7.2f}")  # fmt: skip
     measured = sum(cell["n"] for cell in totals.values())
     for key in ("decode", "ours"):
