@@ -96,3 +96,25 @@ def test_tar_reads_back_with_webdataset(shard: Shard) -> None:
         assert sample["txt"].decode() == row["caption"]
         image = Image.open(io.BytesIO(sample["jpg"]))
         assert image.format == "JPEG" and image.size == (row["width"], row["height"])
+
+
+def test_a_shard_reports_draining_when_only_stragglers_are_left(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    from openpairs.executors import set_draining_hook
+
+    all_fixtures()
+    urls: list[str | None] = [
+        image_server.url("/slow-drip"),
+        *(image_server.url(f"/img/{n}") for n in FIXTURES),
+    ]
+    shard = tmp_path / "out" / "shards" / "00000.parquet"
+    seen: list[bool] = []
+    set_draining_hook(lambda: seen.append(shard.exists()))  # what the local pool's workers install
+    try:
+        result = download(write_input(tmp_path / "in.parquet", urls), tmp_path / "out")
+    finally:
+        set_draining_hook(None)
+    assert seen == [False]  # once, while the slow-drip row was still open and the shard unwritten
+    assert result.ok and shard.exists()
+    assert {row["url"]: row["status"] for row in rows(tmp_path / "out")}[urls[0]] == "timeout"

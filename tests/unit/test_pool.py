@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,21 @@ def _hold(path: str) -> None:
     time.sleep(120)
 
 
+def _map(workers: int, fn: Callable[[Any], Any], items: list[Any]) -> dict[int, Any]:
+    """Every result of one imap over a fresh pool, by position."""
+    pool = DrainingPool(workers)
+    try:
+        return dict(pool.imap(fn, items))
+    finally:
+        pool.close()
+
+
+def _first_and_second(tmp_path: Path, report: bool) -> dict[int, tuple[int, bool]]:
+    """Two tasks on one worker: the first (maybe draining) waits for the second to start."""
+    mark = str(tmp_path / "second-started")
+    return _map(1, _drain_then_wait, [("first", mark, report), ("second", mark, report)])
+
+
 def test_results_and_exceptions_come_back_by_position() -> None:
     pool = DrainingPool(2)
     try:
@@ -66,45 +83,27 @@ def test_results_and_exceptions_come_back_by_position() -> None:
 
 
 def test_a_draining_task_lets_the_next_one_start_in_the_same_worker(tmp_path: Path) -> None:
-    mark = str(tmp_path / "second-started")
-    pool = DrainingPool(1)
-    try:
-        results = dict(pool.imap(_drain_then_wait, [("first", mark, True), ("second", mark, True)]))
-    finally:
-        pool.close()
+    results = _first_and_second(tmp_path, report=True)
     (first_pid, saw_second), (second_pid, _) = results[0], results[1]
     assert saw_second  # the second task ran while the first was still waiting
     assert first_pid == second_pid
 
 
 def test_a_task_that_does_not_drain_keeps_its_worker_to_itself(tmp_path: Path) -> None:
-    mark = str(tmp_path / "second-started")
-    pool = DrainingPool(1)
-    try:
-        results = dict(pool.imap(_drain_then_wait, [("first", mark, False), ("second", mark, False)]))
-    finally:
-        pool.close()
+    results = _first_and_second(tmp_path, report=False)
     assert results[0][1] is False  # waited its 3 s alone: the second started only after it
     assert results[1][1] is True
 
 
 def test_a_dead_worker_fails_only_its_task_and_is_replaced() -> None:
-    pool = DrainingPool(2)
-    try:
-        results = dict(pool.imap(_exit_or_sleep, [0, 1, 2, 3, 4]))
-    finally:
-        pool.close()
+    results = _map(2, _exit_or_sleep, [0, 1, 2, 3, 4])
     assert isinstance(results[1], WorkerDied)
     assert "code 7" in str(results[1])
     assert {k: v for k, v in results.items() if k != 1} == {0: 0, 2: 2, 3: 3, 4: 4}
 
 
 def test_an_unpicklable_task_fails_alone() -> None:
-    pool = DrainingPool(2)
-    try:
-        results = dict(pool.imap(_square_or_fail, [2, lambda: 0, 4]))  # type: ignore[list-item]
-    finally:
-        pool.close()
+    results = _map(2, _square_or_fail, [2, lambda: 0, 4])
     assert isinstance(results[1], Exception)
     assert (results[0], results[2]) == (4, 16)
 
