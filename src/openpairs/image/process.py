@@ -78,10 +78,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def decode(body: bytes, config: ImageConfig) -> Decoded:
+def decode(body: bytes, config: ImageConfig, header: Header | None = None) -> Decoded:
     """Header checks, then decode the first frame (maybe DCT-reduced, maybe already resized by OpenCV)
-    to L, LA, RGB or RGBA; `apply_plan` finishes the resize and converts to RGB."""
-    header = open_header(body)
+    to L, LA, RGB or RGBA; `apply_plan` finishes the resize and converts to RGB. `header`: `body`'s,
+    when the caller already opened it."""
+    header = header or open_header(body)
     check_header(header, config)
     todo = plan(header.width, header.height, config)
     if config.keep_original:
@@ -140,12 +141,12 @@ def encode(image: Image.Image, config: ImageConfig) -> bytes:
     return buffer.getvalue()
 
 
-def process_image(body: bytes, config: ImageConfig) -> ProcessedImage:
-    """Check and convert one downloaded body; raises ImageRejected (too_small, too_large, bad_size,
-    decode_error)."""
+def process_image(body: bytes, config: ImageConfig, header: Header | None = None) -> ProcessedImage:
+    """Check and convert one downloaded body (`header`: its opened header, if the caller has it); raises
+    ImageRejected (too_small, too_large, bad_size, decode_error)."""
     if body and len(body) < config.min_bytes:
         raise ImageRejected(Status.TOO_SMALL, f"{len(body)} bytes < min_bytes {config.min_bytes}")
-    decoded = decode(body, config)
+    decoded = decode(body, config, header)
     digest = hashlib.sha256(body).hexdigest()
     width, height = decoded.original_width, decoded.original_height
     if config.keep_original:

@@ -88,18 +88,19 @@ def process_bounded(body: bytes, config: ImageConfig) -> ProcessedImage:
     shared by the workers of a machine keeps those peaks from stacking up. The kernel drops the lock if
     its holder dies.
     """
-    from openpairs.image import ImageRejected, probe_size, process_image
+    from openpairs.image import ImageRejected, process_image
+    from openpairs.image.probe import open_header
 
     try:
-        width, height, fmt = probe_size(body)
-    except (ImageRejected, Exception):
-        return process_image(body, config)  # raises the proper rejection
-    if width * height < BIG_DECODE_PIXELS or fmt in ("JPEG", "MPO") or fcntl is None:
-        return process_image(body, config)
+        header = open_header(body)
+    except ImageRejected:
+        return process_image(body, config)  # raises the proper rejection (too_small comes first)
+    if header.width * header.height < BIG_DECODE_PIXELS or header.format in ("JPEG", "MPO") or fcntl is None:
+        return process_image(body, config, header)
     with open(_LOCK_PATH, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            return process_image(body, config)
+            return process_image(body, config, header)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
