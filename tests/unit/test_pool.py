@@ -143,3 +143,31 @@ def _alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}").exists() else "X"
     return status not in ("Z", "X")
+
+
+class _Interrupted(Exception):
+    """Stands for Ctrl-C in the driver (raised by a timer signal while it waits for results)."""
+
+
+def test_closing_after_an_interrupt_stops_busy_workers_at_once(tmp_path: Path) -> None:
+    mark = tmp_path / "held.pid"
+
+    def interrupt(signum: int, frame: object) -> None:
+        if mark.exists():  # the held task is running
+            raise _Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
+    pool = DrainingPool(1)
+    try:
+        with pytest.raises(_Interrupted):
+            list(pool.imap(_hold, [str(mark)]))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        held = int(mark.read_text())
+        assert _alive(held)
+        started = time.monotonic()
+        pool.close()  # what the runner does on Ctrl-C: the held task is not waited for
+    assert time.monotonic() - started < 5
+    assert not _alive(held)
