@@ -14,6 +14,7 @@ import os
 import pickle
 import queue
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,13 +60,16 @@ class DrainingPool:
         """Yield (index, result-or-exception) as items finish."""
         todo = deque(range(len(items)))
         owners: dict[int, tuple[_Worker, int]] = {}  # task id -> (worker, index)
+        reaped = time.monotonic()
         while todo or owners:
-            for position, error in self._dispatch(fn, items, todo, owners):
-                yield position, error
+            yield from self._dispatch(fn, items, todo, owners)
+            # reap even while other workers keep answering, but never past a result still to be read
+            if time.monotonic() - reaped > _POLL_SECONDS and self._results.empty():
+                yield from self._reap(owners)
+                reaped = time.monotonic()
             try:
                 kind, task_id, payload = self._results.get(timeout=_POLL_SECONDS)
             except queue.Empty:
-                yield from self._reap(owners)
                 continue
             if task_id not in owners:
                 continue  # from a task whose worker was already reaped
@@ -79,25 +83,27 @@ class DrainingPool:
             yield position, pickle.loads(payload)
 
     def _dispatch(
-        self, fn: Callable[[Any], Any], items: Sequence[Any], todo: deque[int], owners: dict[int, Any]
-    ) -> list[tuple[int, BaseException]]:
-        """Hand tasks to workers that can take one, idle workers first; unpicklable tasks fail here."""
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        todo: deque[int],
+        owners: dict[int, tuple[_Worker, int]],
+    ) -> Iterator[tuple[int, BaseException]]:
+        """Hand tasks to workers that can take one, idle workers first; yield the unpicklable ones."""
         while len(self._workers) < min(self._count, len(todo) + len(owners)):
             self._workers.append(self._start())
-        failed: list[tuple[int, BaseException]] = []
         for worker in sorted(self._workers, key=lambda w: len(w.held)):
             while todo and worker.can_take():
                 position = todo.popleft()
                 try:
                     message = pickle.dumps((fn, items[position]))
                 except Exception as exc:
-                    failed.append((position, exc))
+                    yield position, exc
                     continue
                 self._next_id += 1
                 worker.inbox.put((self._next_id, message))
                 worker.held.add(self._next_id)
                 owners[self._next_id] = (worker, position)
-        return failed
 
     def _reap(self, owners: dict[int, tuple[_Worker, int]]) -> Iterator[tuple[int, Any]]:
         """Fail the tasks of workers that died, and replace those workers."""

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.core.stats import ShardStats
@@ -145,8 +144,7 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
 
 def read_input_shard(path: str, config: DownloadConfig) -> pa.Table:
     """An input shard with every candidate column (missing ones null) and the extra columns asked for."""
-    with ofs.open_file(path, "rb") as handle:
-        raw = _read_parquet(handle)
+    raw: pa.Table = ofs.read_parquet(path)
     if raw.schema.names[: len(CANDIDATE_SCHEMA)] == CANDIDATE_SCHEMA.names and "key" in raw.column_names:
         extras = [n for n in raw.column_names if n not in CANDIDATE_SCHEMA.names]
         if set(extras) <= set(config.save_additional_columns):
@@ -154,12 +152,6 @@ def read_input_shard(path: str, config: DownloadConfig) -> pa.Table:
     spec = InputSpec(path, "parquet", "url", "caption", config.save_additional_columns)
     table = normalise(raw, spec)
     return table.set_column(0, "key", raw.column("key").cast(pa.string()))
-
-
-def _read_parquet(handle: Any, columns: list[str] | None = None) -> pa.Table:
-    """One parquet file through ParquetFile: pq.read_table goes through pyarrow.dataset, which imports
-    pandas (~190 ms and ~40 MB per worker process) for a file we read whole anyway."""
-    return pq.ParquetFile(handle).read(columns=columns)
 
 
 def _previous(
@@ -170,8 +162,7 @@ def _previous(
     parquet = task.paths.file("parquet")
     if not config.retry_failed or not ofs.exists(parquet):
         return outcomes, list(range(len(keys)))
-    with ofs.open_file(parquet, "rb") as handle:
-        old = {row["key"]: row for row in _read_parquet(handle, ["key", *dw.DOWNLOAD_NAMES]).to_pylist()}
+    old = {row["key"]: row for row in ofs.read_parquet(parquet, ["key", *dw.DOWNLOAD_NAMES]).to_pylist()}
     keep = {k for k, row in old.items() if not is_transient(row["status"])}
     exts = dw.read_tar_into(task.paths.file("tar"), {k for k in keep if old[k]["status"] == Status.OK}, spool)
     todo = []

@@ -117,15 +117,12 @@ def _plan(spec: InputSpec, out: str, shard_size: int, retry_failed: bool) -> tup
 
 def reopen_transient(tasks: list[ShardTask]) -> int:
     """For --retry-failed: un-finish done shards that have transient rows (their stats file is removed)."""
-    import pyarrow.parquet as pq
-
     reopened = 0
     for task in tasks:
         parquet = task.paths.file("parquet")
         if not task.paths.is_done() or not ofs.exists(parquet):
             continue
-        with ofs.open_file(parquet, "rb") as handle:
-            statuses = pq.ParquetFile(handle).read(columns=["status"]).column("status").to_pylist()
+        statuses = ofs.read_parquet(parquet, ["status"]).column("status").to_pylist()
         if any(is_transient(s or "") for s in statuses):
             ofs.remove(task.paths.stats)
             reopened += 1
