@@ -9,18 +9,24 @@ Prints ms per image per format, and ms per input sample (the corpus also has row
 decode). With img2dataset's CPU-ms/sample (from its last benchmark run, or --i2d-cpu-ms), it says how
 many samples/s two cores could reach if decoding were the only work, next to 3x img2dataset's rate.
 
-    .venv/bin/python benchmarks/download_floor.py --limit 3000
+With --ceiling it also measures, on the wall clock, two worker processes doing nothing but the download
+stage's conversion (`process_bounded`) of every body the corpus serves (all 10,000 rows; no network, no
+server, no tar): an upper bound on what the whole download can reach on this machine.
+
+    .venv/bin/python benchmarks/download_floor.py --limit 3000 --ceiling
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -98,6 +104,34 @@ def measure(limit: int, repeat: int) -> tuple[dict[str, dict[str, float]], int, 
     return totals, len(rows), len(manifest)
 
 
+def convert_all(paths: list[str]) -> int:
+    """Convert every body in `paths` as the download stage does (rejections count too); how many."""
+    from openpairs.image import ImageRejected
+    from openpairs.stages.download_memory import process_bounded, tune_malloc
+
+    tune_malloc()  # the download workers' allocator settings
+    for path in paths:
+        with contextlib.suppress(ImageRejected):
+            process_bounded(Path(path).read_bytes(), CONFIG)
+    return len(paths)
+
+
+def ceiling(workers: int = 2) -> tuple[float, int]:
+    """Rows/s of `workers` processes converting every body of the corpus's rows, and the row count."""
+    corpus = DATA / "corpus"
+    manifest = pq.read_table(corpus / "manifest_10000.parquet").to_pylist()
+    paths = [
+        str(corpus / "files" / r["file"]) for r in manifest if r["file"] and not r["kind"].startswith("noai")
+    ]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(convert_all, [paths[:50]] * workers))  # imports and first calls, not timed
+        started = time.perf_counter()
+        converted = sum(pool.map(convert_all, [paths[i::workers] for i in range(workers)]))
+        seconds = time.perf_counter() - started
+    assert converted == len(paths)
+    return len(manifest) / seconds, len(paths)
+
+
 def i2d_cpu_ms(override: float) -> tuple[float, float]:
     """img2dataset's CPU-ms/sample and samples/s at 0 ms from its last benchmark run (or the override)."""
     results = DATA / "runs" / "bench_i2d_n10000_lat0.jsonl"
@@ -117,6 +151,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=3000, help="images to measure, spread over the corpus")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--i2d-cpu-ms", type=float, default=0.0)
+    parser.add_argument("--ceiling", action="store_true", help="also time 2 processes converting it all")
     args = parser.parse_args()
     totals, ok_rows, all_rows = measure(args.limit, args.repeat)
     print(
@@ -139,6 +174,11 @@ def main() -> None:
     if cpu:
         print(f"img2dataset: {cpu:.2f} CPU-ms/sample, {rate:.0f} samples/s at 0 ms; 3x = {3 * rate:.0f}/s, "
               f"i.e. <= {2000 / (3 * rate) if rate else 0:.2f} CPU-ms/sample on 2 busy cores")  # fmt: skip
+
+    if args.ceiling:
+        rows_per_s, bodies = ceiling()
+        print(f"ceiling: 2 processes converting all {bodies} bodies of the corpus's 10,000 rows, nothing else: "
+              f"{rows_per_s:.0f} rows/s" + (f" = {rows_per_s / rate:.2f}x img2dataset's end-to-end rate" if rate else ""))  # fmt: skip
 
 
 if __name__ == "__main__":
