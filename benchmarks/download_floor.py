@@ -11,7 +11,8 @@ many samples/s two cores could reach if decoding were the only work, next to 3x 
 
 With --ceiling it also measures, on the wall clock, two worker processes doing nothing but the download
 stage's conversion (`process_bounded`) of every body the corpus serves (all 10,000 rows; no network, no
-server, no tar): an upper bound on what the whole download can reach on this machine.
+server, no tar): an upper bound on what the whole download can reach on this machine; then the same with
+only the cheapest decode of each body (no resize, encode or hash): a bound on any downloader's.
 
     .venv/bin/python benchmarks/download_floor.py --limit 3000 --ceiling
 """
@@ -116,17 +117,36 @@ def convert_all(paths: list[str]) -> int:
     return len(paths)
 
 
-def ceiling(workers: int = 2) -> tuple[float, int]:
-    """Rows/s of `workers` processes converting every body of the corpus's rows, and the row count."""
+def cheapest_decode(body: bytes) -> None:
+    """The cheapest decoder for the body's format, at the size we need: OpenCV for PNG, libwebp's
+    scaled decoding for WebP, Pillow (DCT-reduced) for the rest."""
+    if body.startswith(b"\x89PNG"):
+        opencv_decode(body)
+    else:
+        libwebp_decode(body)  # Pillow (DCT-reduced for JPEG) for anything but WebP
+
+
+def decode_all(paths: list[str]) -> int:
+    """Only decode every body in `paths` with the cheapest decoder (failures count too); how many."""
+    cv2.setNumThreads(1)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # truncated bodies are expected
+    for path in paths:
+        with contextlib.suppress(Exception):
+            cheapest_decode(Path(path).read_bytes())
+    return len(paths)
+
+
+def ceiling(work: Callable[[list[str]], int], workers: int = 2) -> tuple[float, int]:
+    """Rows/s of `workers` processes doing `work` on every body of the corpus's rows, and the body count."""
     corpus = DATA / "corpus"
     manifest = pq.read_table(corpus / "manifest_10000.parquet").to_pylist()
     paths = [
         str(corpus / "files" / r["file"]) for r in manifest if r["file"] and not r["kind"].startswith("noai")
     ]
     with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(convert_all, [paths[:50]] * workers))  # imports and first calls, not timed
+        list(pool.map(work, [paths[:50]] * workers))  # imports and first calls, not timed
         started = time.perf_counter()
-        converted = sum(pool.map(convert_all, [paths[i::workers] for i in range(workers)]))
+        converted = sum(pool.map(work, [paths[i::workers] for i in range(workers)]))
         seconds = time.perf_counter() - started
     assert converted == len(paths)
     return len(manifest) / seconds, len(paths)
@@ -176,9 +196,11 @@ def main() -> None:
               f"i.e. <= {2000 / (3 * rate) if rate else 0:.2f} CPU-ms/sample on 2 busy cores")  # fmt: skip
 
     if args.ceiling:
-        rows_per_s, bodies = ceiling()
-        print(f"ceiling: 2 processes converting all {bodies} bodies of the corpus's 10,000 rows, nothing else: "
-              f"{rows_per_s:.0f} rows/s" + (f" = {rows_per_s / rate:.2f}x img2dataset's end-to-end rate" if rate else ""))  # fmt: skip
+        for label, work in (("the stage's conversion", convert_all), ("the cheapest decodes", decode_all)):
+            rows_per_s, bodies = ceiling(work)
+            ratio = f" = {rows_per_s / rate:.2f}x img2dataset's end-to-end rate" if rate else ""
+            print(f"ceiling: 2 processes doing nothing but {label} of all {bodies} bodies of the "
+                  f"corpus's 10,000 rows: {rows_per_s:.0f} rows/s{ratio}")  # fmt: skip
 
 
 if __name__ == "__main__":
