@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -72,6 +73,11 @@ def ours(body: bytes) -> None:
     process_image(body, CONFIG)
 
 
+def read_manifest() -> list[dict[str, Any]]:
+    """The corpus's manifest: one dict per URL (kind, format, file, ...)."""
+    return pq.read_table(DATA / "corpus" / "manifest_10000.parquet").to_pylist()  # type: ignore[no-any-return]
+
+
 def best_ms(fn: Callable[[bytes], None], body: bytes, repeat: int) -> float:
     """Fastest of `repeat` runs, in CPU milliseconds."""
     best = float("inf")
@@ -85,7 +91,7 @@ def best_ms(fn: Callable[[bytes], None], body: bytes, repeat: int) -> float:
 def measure(limit: int, repeat: int) -> tuple[dict[str, dict[str, float]], int, int]:
     """Per format: count and total ms of each method; plus the corpus's ok and total row counts."""
     corpus = DATA / "corpus"
-    manifest = pq.read_table(corpus / "manifest_10000.parquet").to_pylist()
+    manifest = read_manifest()
     rows = [r for r in manifest if r["kind"] == "ok"]
     step = max(1, len(rows) // limit) if limit else 1
     cv2.setNumThreads(1)
@@ -139,7 +145,7 @@ def decode_all(paths: list[str]) -> int:
 def ceiling(work: Callable[[list[str]], int], workers: int = 2) -> tuple[float, int]:
     """Rows/s of `workers` processes doing `work` on every body of the corpus's rows, and the body count."""
     corpus = DATA / "corpus"
-    manifest = pq.read_table(corpus / "manifest_10000.parquet").to_pylist()
+    manifest = read_manifest()
     paths = [
         str(corpus / "files" / r["file"]) for r in manifest if r["file"] and not r["kind"].startswith("noai")
     ]
