@@ -148,3 +148,14 @@ def test_max_pixels_is_configurable() -> None:
 def test_bad_config_is_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         ImageConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_an_expected_hash_is_checked_before_anything_else() -> None:
+    body = fx.garbage()
+    right = hashlib.sha256(body).hexdigest()
+    with pytest.raises(ImageRejected) as wrong:
+        process_image(body, ImageConfig(), expected_sha256="0" * 64)
+    assert wrong.value.status == "hash_mismatch"
+    with pytest.raises(ImageRejected) as checked:
+        process_image(body, ImageConfig(min_bytes=0), expected_sha256=right)
+    assert checked.value.status == "decode_error"

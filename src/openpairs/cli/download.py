@@ -37,6 +37,9 @@ _CaptionCol = Annotated[str, Opt(help="caption column (default: caption, then TE
 _SaveAdditionalColumns = Annotated[
     list[str] | None, Opt(help="input column to keep (repeatable or comma list)")
 ]
+_VerifyHash = Annotated[
+    str, Opt(help="input column of expected sha256 digests (hex); another body is hash_mismatch")
+]
 _ShardSize = Annotated[int, Opt(help="rows per output shard (non-candidates input)")]
 _Workers = Annotated[int, Opt("--workers", "--processes", help="worker processes (0: one per core)")]
 _Connections = Annotated[int, Opt(help="concurrent requests per worker")]
@@ -72,6 +75,7 @@ def download(
     url_col: _UrlCol = "",
     caption_col: _CaptionCol = "",
     save_additional_columns: _SaveAdditionalColumns = None,
+    verify_hash: _VerifyHash = "",
     shard_size: _ShardSize = 10_000,
     workers: _Workers = 0,
     connections: _Connections = 128,

@@ -34,6 +34,7 @@ class Status(StrEnum):
     ROBOTS_DISALLOWED = "robots_disallowed"
     BLOCKED_ADDRESS = "blocked_address"
     INVALID_URL = "invalid_url"
+    HASH_MISMATCH = "hash_mismatch"
     # clip / filter
     MISSING_IMAGE = "missing_image"
     EMPTY_CAPTION = "empty_caption"

@@ -141,13 +141,18 @@ def encode(image: Image.Image, config: ImageConfig) -> bytes:
     return buffer.getvalue()
 
 
-def process_image(body: bytes, config: ImageConfig, header: Header | None = None) -> ProcessedImage:
+def process_image(
+    body: bytes, config: ImageConfig, header: Header | None = None, expected_sha256: str | None = None
+) -> ProcessedImage:
     """Check and convert one downloaded body (`header`: its opened header, if the caller has it); raises
-    ImageRejected (too_small, too_large, bad_size, decode_error)."""
+    ImageRejected (hash_mismatch against `expected_sha256` (lower-case hex), too_small, too_large,
+    bad_size, decode_error)."""
+    digest = hashlib.sha256(body).hexdigest()
+    if expected_sha256 and digest != expected_sha256:
+        raise ImageRejected(Status.HASH_MISMATCH, f"sha256 {digest} is not the expected {expected_sha256}")
     if body and len(body) < config.min_bytes:
         raise ImageRejected(Status.TOO_SMALL, f"{len(body)} bytes < min_bytes {config.min_bytes}")
     decoded = decode(body, config, header)
-    digest = hashlib.sha256(body).hexdigest()
     width, height = decoded.original_width, decoded.original_height
     if config.keep_original:
         ext, mime = FORMATS[decoded.format]

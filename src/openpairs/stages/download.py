@@ -27,11 +27,12 @@ from openpairs.io import fs as ofs
 from openpairs.net.config import FetchConfig
 from openpairs.stages import download_write as dw
 from openpairs.stages.download_memory import Backlog, process_bounded, trim_malloc, tune_malloc
-from openpairs.stages.inputs import InputSpec, normalise
+from openpairs.stages.inputs import EXPECTED_SHA256, InputSpec, normalise
 from openpairs.stages.runner import ShardTask
 
 STAGE = "download"
 T = TypeVar("T")
+_Row = tuple[int, str, str | None, str | None]  # position, key, url, expected sha256
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class DownloadConfig:
     url_col: str = ""
     caption_col: str = ""
     save_additional_columns: tuple[str, ...] = ()
+    verify_hash: str = ""  # input column of expected sha256 digests: another body -> hash_mismatch
     shard_size: int = 10_000
     # fetching: net.FetchConfig's fields, with its defaults (documented there)
     connections: int = FetchConfig.connections
@@ -87,6 +89,9 @@ class DownloadConfig:
         self.fetch_config()
         if self.connections < 1 or self.per_host < 1:
             raise ValueError("connections and per_host must be positive")
+        if clash := sorted(set(self.save_additional_columns) & set(dw.DOWNLOAD_NAMES)):
+            raise ValueError(f"cannot save input column(s) {', '.join(clash)}: the download writes its own "
+                             "(to check a known sha256, use --verify-hash)")  # fmt: skip
 
     def fetch_config(self) -> FetchConfig:
         """The fetch settings."""
@@ -99,7 +104,12 @@ class DownloadConfig:
     def input_spec(self, path: str) -> InputSpec:
         """How to read input `path`."""
         return InputSpec(
-            path, self.input_format, self.url_col, self.caption_col, self.save_additional_columns
+            path,
+            self.input_format,
+            self.url_col,
+            self.caption_col,
+            self.save_additional_columns,
+            self.verify_hash,
         )
 
 
@@ -121,7 +131,9 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
     try:
         outcomes, todo = _previous(config, task, keys, spool)
         urls: list[str | None] = inputs.column("url").to_pylist()
-        fetched = _run_async(_fetch_rows(config, [(i, keys[i], urls[i]) for i in todo], spool, stats))
+        hashes = _expected_hashes(inputs)
+        rows = [(i, keys[i], urls[i], hashes[i]) for i in todo]
+        fetched = _run_async(_fetch_rows(config, rows, spool, stats))
         for i, outcome in fetched.items():
             outcomes[i] = outcome
         final = [o if o is not None else dw.Outcome(Status.CONNECTION_ERROR, "not fetched") for o in outcomes]
@@ -146,12 +158,20 @@ def read_input_shard(path: str, config: DownloadConfig) -> pa.Table:
     """An input shard with every candidate column (missing ones null) and the extra columns asked for."""
     raw: pa.Table = ofs.read_parquet(path)
     if raw.schema.names[: len(CANDIDATE_SCHEMA)] == CANDIDATE_SCHEMA.names and "key" in raw.column_names:
-        extras = [n for n in raw.column_names if n not in CANDIDATE_SCHEMA.names]
-        if set(extras) <= set(config.save_additional_columns):
+        extras = {n for n in raw.column_names if n not in CANDIDATE_SCHEMA.names}
+        hashed = EXPECTED_SHA256 in extras or not config.verify_hash
+        if hashed and extras - {EXPECTED_SHA256} <= set(config.save_additional_columns):
             return raw  # already normalised by planning
-    spec = InputSpec(path, "parquet", "url", "caption", config.save_additional_columns)
+    spec = InputSpec(path, "parquet", "url", "caption", config.save_additional_columns, config.verify_hash)
     table = normalise(raw, spec)
     return table.set_column(0, "key", raw.column("key").cast(pa.string()))
+
+
+def _expected_hashes(inputs: pa.Table) -> list[str | None]:
+    """Each row's expected sha256 (--verify-hash), or None where there is none to check."""
+    if EXPECTED_SHA256 not in inputs.column_names:
+        return [None] * inputs.num_rows
+    return inputs.column(EXPECTED_SHA256).to_pylist()  # type: ignore[no-any-return]
 
 
 def _previous(
@@ -202,9 +222,9 @@ class _Context:
 
 
 async def _fetch_rows(
-    config: DownloadConfig, rows: list[tuple[int, str, str | None]], spool: dw.Spool, stats: ShardStats
+    config: DownloadConfig, rows: list[_Row], spool: dw.Spool, stats: ShardStats
 ) -> dict[int, dw.Outcome]:
-    """Fetch and convert `rows` ((position, key, url)) with `connections` concurrent workers."""
+    """Fetch and convert `rows` ((position, key, url, expected sha256)) with `connections` workers."""
     from openpairs.net.fetch import Fetcher
 
     outcomes: dict[int, dw.Outcome] = {}
@@ -217,10 +237,10 @@ async def _fetch_rows(
             context = _Context(fetcher, pool, config.image_config(), spool, stats, backlog)
 
             async def worker() -> None:
-                for position, key, url in pending:
+                for position, key, url, expected in pending:
                     await context.backlog.wait_for_room()
                     try:
-                        outcomes[position] = await _one(context, key, url)
+                        outcomes[position] = await _one(context, key, url, expected)
                     except Exception as exc:  # an unforeseen error costs its row, never the shard
                         error = f"unexpected {type(exc).__name__}: {exc}"
                         outcomes[position] = dw.Outcome(Status.CONNECTION_ERROR, error)
@@ -237,8 +257,9 @@ def _then_drain(rows: list[T]) -> Iterator[T]:
     draining()
 
 
-async def _one(context: _Context, key: str, url: str | None) -> dw.Outcome:
-    """Fetch, check and convert one URL; every failure is an Outcome, never an exception."""
+async def _one(context: _Context, key: str, url: str | None, expected: str | None) -> dw.Outcome:
+    """Fetch, check (against `expected`, its known sha256) and convert one URL; every failure is an
+    Outcome, never an exception."""
     from openpairs.image import ImageRejected
 
     if not url:
@@ -252,9 +273,11 @@ async def _one(context: _Context, key: str, url: str | None) -> dw.Outcome:
     size = len(result.body)
     stats.bump("bytes_downloaded", size)
     backlog.add(size)
+    if expected:
+        stats.bump("hash_checked")
     try:
         image = await asyncio.get_running_loop().run_in_executor(
-            context.pool, process_bounded, result.body, context.image_config
+            context.pool, process_bounded, result.body, context.image_config, expected
         )
     except ImageRejected as rejected:
         return dw.Outcome(str(rejected.status), rejected.reason, bytes=size)

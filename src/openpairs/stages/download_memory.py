@@ -81,7 +81,7 @@ BIG_DECODE_PIXELS = 4_000_000
 _LOCK_PATH = os.path.join(tempfile.gettempdir(), "openpairs-big-decode.lock")
 
 
-def process_bounded(body: bytes, config: ImageConfig) -> ProcessedImage:
+def process_bounded(body: bytes, config: ImageConfig, expected_sha256: str | None = None) -> ProcessedImage:
     """`process_image`, with full-size decodes of big non-JPEG images taken one at a time per machine.
 
     Such a decode briefly needs a few hundred MB (JPEGs are DCT-reduced and stay small); a file lock
@@ -94,13 +94,13 @@ def process_bounded(body: bytes, config: ImageConfig) -> ProcessedImage:
     try:
         header = open_header(body)
     except ImageRejected:
-        return process_image(body, config)  # raises the proper rejection (too_small comes first)
+        return process_image(body, config, None, expected_sha256)  # raises the proper rejection
     if header.width * header.height < BIG_DECODE_PIXELS or header.format in ("JPEG", "MPO") or fcntl is None:
-        return process_image(body, config, header)
+        return process_image(body, config, header, expected_sha256)
     with open(_LOCK_PATH, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            return process_image(body, config, header)
+            return process_image(body, config, header, expected_sha256)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -27,6 +27,8 @@ URL_ALIASES = ("url", "URL", "link", "image_url")
 CAPTION_ALIASES = ("caption", "TEXT", "text", "alt", "ALT")
 # Other candidate columns and their names in LAION metadata.
 COLUMN_ALIASES = {"license": ("license", "LICENSE"), "language": ("language", "LANGUAGE")}
+# Where `normalise` puts the values of InputSpec.hash_col (hex strings); never written to an output.
+EXPECTED_SHA256 = "_expected_sha256"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class InputSpec:
     url_col: str = ""  # "" = first of URL_ALIASES present
     caption_col: str = ""  # "" = first of CAPTION_ALIASES present (none: empty captions)
     save_additional_columns: tuple[str, ...] = ()
+    hash_col: str = ""  # column of expected sha256 digests (must exist when set), read as EXPECTED_SHA256
 
 
 def file_format(path: str, forced: str = "") -> str:
@@ -99,7 +102,19 @@ def normalise(raw: pa.Table, spec: InputSpec, stringify_extras: bool = False) ->
             values = pa.array([_to_text(v) for v in values.to_pylist()], pa.string())
         arrays.append(values)
         fields.append(pa.field(extra, values.type))
+    if spec.hash_col:
+        arrays.append(_hex_digests(raw.column(_pick(names, spec.hash_col, (), "--verify-hash"))))
+        fields.append(pa.field(EXPECTED_SHA256, pa.string()))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _hex_digests(column: Any) -> pa.Array:
+    """Expected digests as lower-case hex strings (binary digests hex-encoded; blanks become null)."""
+    digests = []
+    for value in column.to_pylist():
+        text = value.hex() if isinstance(value, bytes) else str(value or "")
+        digests.append(text.strip().lower() or None)
+    return pa.array(digests, pa.string())
 
 
 def _pick(names: list[str], wanted: str, aliases: tuple[str, ...], what: str) -> str | None:
