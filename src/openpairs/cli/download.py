@@ -48,6 +48,10 @@ _Timeout = Annotated[float, Opt(help="total deadline of one request in seconds")
 _Retries = Annotated[int, Opt(help="retries for timeouts, connection errors, 408, 429, 5xx")]
 _MaxBytes = Annotated[int, Opt(help="abort bodies larger than this (body_too_large)")]
 _UserAgentToken = Annotated[str, Opt(help="token added to the User-Agent (and matched in opt-outs)")]
+_OptOutDirectives = Annotated[
+    list[str] | None,
+    Opt(help="X-Robots-Tag directives that opt an image out (repeatable or comma list; '' for none)"),
+]
 _RespectRobotsTxt = Annotated[bool, Opt(help="fetch robots.txt per host and skip disallowed URLs")]
 _AllowAddress = Annotated[
     list[str] | None, Opt(help="address or CIDR to allow despite the guard (repeatable)")
@@ -84,6 +88,7 @@ def download(
     retries: _Retries = 2,
     max_bytes: _MaxBytes = 16 * 1024 * 1024,
     user_agent_token: _UserAgentToken = "",
+    opt_out_directives: _OptOutDirectives = None,
     respect_robots_txt: _RespectRobotsTxt = False,
     allow_address: _AllowAddress = None,
     allow_private_addresses: _AllowPrivateAddresses = False,
@@ -109,12 +114,10 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
     from openpairs.stages.download_plan import plan_isolated
     from openpairs.stages.runner import run_stage
 
-    extra = tuple(
-        c.strip()
-        for item in options.pop("save_additional_columns") or []
-        for c in item.split(",")
-        if c.strip()
-    )
+    extra = _items(options.pop("save_additional_columns"))
+    directives = options.pop("opt_out_directives")
+    if directives is not None:  # given, maybe as '' (none): else the preset's / the default list
+        options["opt_out_directives"] = tuple(d.lower() for d in _items(directives))
     allowed = tuple(options.pop("allow_address") or ())
     retry_failed = bool(options["retry_failed"])
     try:
@@ -131,6 +134,11 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
     print_result("download", result)
     if not result.ok:
         raise typer.Exit(code=1)
+
+
+def _items(values: list[str] | None) -> tuple[str, ...]:
+    """Repeated and comma-separated option values as one tuple, blanks dropped."""
+    return tuple(part.strip() for value in values or [] for part in value.split(",") if part.strip())
 
 
 def register(app: typer.Typer) -> None:
