@@ -131,7 +131,7 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
     try:
         outcomes, todo = _previous(config, task, keys, spool)
         urls: list[str | None] = inputs.column("url").to_pylist()
-        hashes = _expected_hashes(inputs)
+        hashes = _expected_hashes(inputs, bool(config.verify_hash))
         rows = [(i, keys[i], urls[i], hashes[i]) for i in todo]
         fetched = _run_async(_fetch_rows(config, rows, spool, stats))
         for i, outcome in fetched.items():
@@ -167,9 +167,9 @@ def read_input_shard(path: str, config: DownloadConfig) -> pa.Table:
     return table.set_column(0, "key", raw.column("key").cast(pa.string()))
 
 
-def _expected_hashes(inputs: pa.Table) -> list[str | None]:
+def _expected_hashes(inputs: pa.Table, verify: bool) -> list[str | None]:
     """Each row's expected sha256 (--verify-hash), or None where there is none to check."""
-    if EXPECTED_SHA256 not in inputs.column_names:
+    if not verify or EXPECTED_SHA256 not in inputs.column_names:
         return [None] * inputs.num_rows
     return inputs.column(EXPECTED_SHA256).to_pylist()  # type: ignore[no-any-return]
 
