@@ -56,6 +56,14 @@ def read_parquet(path: str, columns: list[str] | None = None) -> Any:
         return pq.ParquetFile(handle).read(columns=columns)
 
 
+def parquet_columns(path: str) -> list[str]:
+    """The column names of one parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    with open_file(path, "rb") as handle:
+        return list(pq.ParquetFile(handle).schema_arrow.names)
+
+
 def read_text(path: str) -> str:
     """Whole content of a (small) text file."""
     return read_bytes(path).decode("utf-8")

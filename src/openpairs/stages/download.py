@@ -159,8 +159,8 @@ def read_input_shard(path: str, config: DownloadConfig) -> pa.Table:
     raw: pa.Table = ofs.read_parquet(path)
     if raw.schema.names[: len(CANDIDATE_SCHEMA)] == CANDIDATE_SCHEMA.names and "key" in raw.column_names:
         extras = {n for n in raw.column_names if n not in CANDIDATE_SCHEMA.names}
-        hashed = EXPECTED_SHA256 in extras or not config.verify_hash
-        if hashed and extras - {EXPECTED_SHA256} <= set(config.save_additional_columns):
+        needed = {EXPECTED_SHA256} if config.verify_hash else set()
+        if needed <= extras <= {*config.save_additional_columns, EXPECTED_SHA256}:
             return raw  # already normalised by planning
     spec = InputSpec(path, "parquet", "url", "caption", config.save_additional_columns, config.verify_hash)
     table = normalise(raw, spec)

@@ -24,7 +24,11 @@ def candidates_dir(path: str) -> str | None:
     """The candidates folder `path` names (DIR or DIR/candidates from `openpairs extract`), else None."""
     for folder in (ofs.join(path, "candidates"), path):
         files = ofs.list_files(folder, ".parquet")
-        if files and all(_shard_index(f) is not None for f in files) and "key" in _column_names(files[0]):
+        if (
+            files
+            and all(_shard_index(f) is not None for f in files)
+            and "key" in ofs.parquet_columns(files[0])
+        ):
             return folder
     return None
 
@@ -34,7 +38,7 @@ def plan_tasks(spec: InputSpec, out: str, shard_size: int) -> list[ShardTask]:
     folder = candidates_dir(spec.path) if not spec.input_format else None
     if folder is not None:
         files = ofs.list_files(folder, ".parquet")
-        if spec.hash_col and spec.hash_col not in _column_names(files[0]):
+        if spec.hash_col and spec.hash_col not in ofs.parquet_columns(files[0]):
             raise ValueError(f"{folder} has no column {spec.hash_col!r} to check with --verify-hash")
         return [ShardTask(STAGE, int(_shard_index(f) or 0), (f,), out) for f in files]
     inputs = ofs.join(out, STAGE, INPUTS_DIR)
@@ -88,13 +92,6 @@ def _tasks(out: str, inputs: str, count: int) -> list[ShardTask]:
 def _shard_index(path: str) -> int | None:
     stem = path.rsplit("/", 1)[-1].removesuffix(".parquet")
     return int(stem) if stem.isdigit() else None
-
-
-def _column_names(path: str) -> list[str]:
-    import pyarrow.parquet as pq
-
-    with ofs.open_file(path, "rb") as handle:
-        return list(pq.ParquetFile(handle).schema_arrow.names)
 
 
 def plan_isolated(
