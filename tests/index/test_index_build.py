@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from openpairs.index.build import IndexConfig, build_index
+from openpairs.index.build import MEASURED, IndexConfig, build_index
 from openpairs.index.choose import choose_index, nlist_for, parse_size
 from openpairs.index.search import Filters, SearchIndex
 from openpairs.index.sources import EmbeddingStore, IndexInputError, discover
@@ -48,12 +48,14 @@ def test_build_openpairs_layout_joins_metadata_by_key(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"clip": {"model": "ViT-B-32", "pretrained": "openai"}}))
     manifest = build_index(str(tmp_path), str(tmp_path / "index"), IndexConfig(text=True, tune_queries=100))
     saved = json.loads((tmp_path / "index" / "index.json").read_text())
+    measured = {m: {k: e.pop(k) for k in MEASURED} for m, e in manifest["indices"].items()}
     assert saved == manifest and manifest["layout"] == "openpairs" and manifest["count"] == 600
+    assert saved["root"] == ".."  # relative: the dataset directory can move
     assert manifest["clip"] == {"model": "ViT-B-32", "pretrained": "openai"}
     for modality in ("image", "text"):
         entry = manifest["indices"][modality]
         assert entry["factory"] == "Flat" and entry["recall_at_10"] == 1.0
-        assert entry["p50_ms"] > 0 and entry["dim"] == 32 and entry["count"] == 600
+        assert measured[modality]["p50_ms"] > 0 and entry["dim"] == 32 and entry["count"] == 600
     index = SearchIndex(str(tmp_path / "index"))
     for item in (0, 199, 200, 599):  # across shard boundaries; the download parquet is in reverse order
         image_hit = index.search(images[item], "image", 1, NO_FILTERS)[0]

@@ -13,6 +13,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from openpairs.core import crashpoints
 from openpairs.index import tune
 from openpairs.index.choose import IndexChoice, choose_index
 from openpairs.index.metadata import write_metadata
@@ -24,6 +25,8 @@ INDEX_JSON = "index.json"
 METADATA_FILE = "metadata.arrow"
 TRAIN_POINTS_PER_LIST = 40
 ZERO_NORM = 1e-6  # squared norm below which a row is a missing embedding
+# Measured on this build, so returned and printed but not written to index.json (its bytes repeat).
+MEASURED = ("p50_ms", "p99_ms", "build_seconds")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ def train_and_add(
         keep = np.einsum("ij,ij->i", rows, rows) > ZERO_NORM
         index.add_with_ids(rows[keep], np.arange(start, stop, dtype=np.int64)[keep])
         added += int(keep.sum())
+        crashpoints.reached("index.add", start)
         progress("add", stop, store.count)
     return index, added
 
@@ -140,7 +144,7 @@ def build_index(root: str, out: str, config: IndexConfig, progress: Progress = _
     manifest: dict[str, Any] = {
         "version": 1,
         "layout": sources.layout,
-        "root": os.path.abspath(root),
+        "root": os.path.relpath(os.path.abspath(root), os.path.abspath(out)),
         "metadata": METADATA_FILE,
         "clip": dataset_clip_model(root),
         "indices": {},
@@ -159,8 +163,24 @@ def build_index(root: str, out: str, config: IndexConfig, progress: Progress = _
         faiss.write_index(index, os.path.join(out, entry["file"] + ".tmp"))
         os.replace(os.path.join(out, entry["file"] + ".tmp"), os.path.join(out, entry["file"]))
         manifest["indices"][modality] = entry
-    _write_json(os.path.join(out, INDEX_JSON), manifest)
+    _write_json(os.path.join(out, INDEX_JSON), _without_measurements(manifest))
     return manifest
+
+
+def _without_measurements(manifest: dict[str, Any]) -> dict[str, Any]:
+    indices = {
+        modality: {k: v for k, v in entry.items() if k not in MEASURED}
+        for modality, entry in manifest["indices"].items()
+    }
+    return {**manifest, "indices": indices}
+
+
+def dataset_root(index_dir: str, manifest: dict[str, Any]) -> str:
+    """The dataset directory an index was built from (index.json records it relative to the index)."""
+    recorded = manifest.get("root")
+    if not recorded:
+        return os.path.dirname(os.path.abspath(index_dir))
+    return os.path.normpath(os.path.join(os.path.abspath(index_dir), recorded))
 
 
 def _write_json(path: str, payload: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from openpairs.index.build import INDEX_JSON
+from openpairs.index.build import INDEX_JSON, dataset_root
 from openpairs.index.metadata import Metadata
 from openpairs.index.sources import EmbeddingStore
 from openpairs.index.tune import set_param
@@ -49,6 +49,7 @@ class SearchIndex:
         with open(path, encoding="utf-8") as handle:
             self.manifest: dict[str, Any] = json.load(handle)
         self.directory = directory
+        self.root = dataset_root(directory, self.manifest)
         self.metadata = Metadata(os.path.join(directory, self.manifest["metadata"]))
         self.indexes: dict[str, faiss.Index] = {}
         self.stores: dict[str, EmbeddingStore | None] = {}

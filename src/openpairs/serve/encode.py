@@ -35,7 +35,7 @@ class QueryEncoder:
 
     def _spec(self) -> Any:
         manifest = self.index.manifest
-        recorded = manifest.get("clip") or dataset_clip_model(manifest.get("root", ""))
+        recorded = manifest.get("clip") or dataset_clip_model(self.index.root)
         model = self.config.clip_model or recorded.get("model")
         if not model:
             return None

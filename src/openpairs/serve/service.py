@@ -21,7 +21,7 @@ class Service:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.index = SearchIndex(config.index_dir)
-        self.name = config.name or _default_name(config.index_dir, self.index.manifest)
+        self.name = config.name or os.path.basename(os.path.normpath(self.index.root)) or "openpairs"
         self.encoder = QueryEncoder(config, self.index)
 
     def check_index(self, name: str | None) -> None:
@@ -48,9 +48,3 @@ class Service:
         if k > INLINE_MAX_K:
             return await run_in_threadpool(self.index.search, vector, modality, k, filters)
         return self.index.search(vector, modality, k, filters)
-
-
-def _default_name(index_dir: str, manifest: dict[str, Any]) -> str:
-    """The dataset directory's name (the parent of DIR/index), or the index directory's own name."""
-    root = manifest.get("root") or os.path.dirname(os.path.abspath(index_dir))
-    return os.path.basename(os.path.normpath(root)) or "openpairs"

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from openpairs.core import crashpoints
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status
@@ -50,10 +51,11 @@ class DedupConfig:
 def run_dedup(config: DedupConfig, out: str) -> ShardStats:
     """Deduplicate extract/*.parquet into candidates/; skipped when done from the same extract shards."""
     sources = ofs.list_files(ofs.join(out, SOURCE_STAGE), ".parquet")
+    names = [path.rsplit("/", 1)[-1] for path in sources]  # the record stays valid if DIR moves
     done = ofs.join(out, STAGE, DONE_FILE)
     if ofs.exists(done):
         previous = json.loads(ofs.read_text(done))
-        if previous.get("sources") == sources:
+        if previous.get("sources") == names:
             return ShardStats.from_dict(previous["stats"])
         _clear(ofs.join(out, STAGE))
     started = time.perf_counter()
@@ -65,7 +67,7 @@ def run_dedup(config: DedupConfig, out: str) -> ShardStats:
     stats.bump("output_shards", _write_shards(survivors, config, out))
     stats.bump("partitions", partitions)
     stats.time("dedup", time.perf_counter() - started)
-    record = {"sources": sources, "stats": stats.to_dict()}
+    record = {"sources": names, "stats": stats.to_dict()}
     commit.write_bytes_atomic(done, json.dumps(record, indent=1).encode("utf-8"))
     if seen is not None:
         seen.save()
@@ -189,4 +191,5 @@ class _ShardWriter:
         stats = ShardStats(stage=STAGE, shard=self.index)
         stats.count(Status.OK, table.num_rows)
         paths.commit_stats(stats)
+        crashpoints.reached("dedup.shard", self.index)
         self.index += 1
