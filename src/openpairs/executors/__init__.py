@@ -37,6 +37,10 @@ class Executor(Protocol):
         ...
 
 
+class WorkerLost(RuntimeError):
+    """The process (or node) running a task died before the task finished; the task itself never failed."""
+
+
 def call_safely(fn: Callable[[Any], Any], item: Any) -> Any:
     """fn(item), or the exception it raised: a failed shard is reported, it never crashes the driver."""
     try:

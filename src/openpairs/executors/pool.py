@@ -21,14 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from openpairs.executors import call_safely, set_draining_hook
+from openpairs.executors import WorkerLost, call_safely, set_draining_hook
 
 MAX_TASKS_PER_WORKER = 3  # one running fully, the others only waiting on their stragglers
 _POLL_SECONDS = 0.5
 _STOP_SECONDS = 10.0
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(WorkerLost):
     """The worker process holding a task ended before the task did."""
 
 

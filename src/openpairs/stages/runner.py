@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
 from openpairs.core.stats import ShardStats, merge_all
-from openpairs.executors import ExecutorConfig, make_executor
+from openpairs.executors import Executor, ExecutorConfig, WorkerLost, make_executor
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 
@@ -25,6 +25,7 @@ class ShardTask:
     index: int
     inputs: tuple[str, ...]
     out: str
+    lost: tuple[str, ...] = ()  # why earlier attempts' workers died (the shard is counted as retried)
 
     @property
     def paths(self) -> commit.ShardPaths:
@@ -83,10 +84,10 @@ def run_stage(
         runner = make_executor(executor, resources)
         try:
             work = partial(_attempt, run_shard, config, executor.retries)
-            for position, outcome in runner.imap(work, todo):
+            for task, outcome in _outcomes(runner, work, todo, executor.retries):
                 done += 1
                 if isinstance(outcome, BaseException):
-                    result.failed.append(_failure(todo[position], outcome))
+                    result.failed.append(_failure(task, outcome))
                     outcome_stats = None
                 else:
                     result.shards.append(outcome)
@@ -101,6 +102,25 @@ def run_stage(
     return result
 
 
+def _outcomes(
+    runner: Executor, work: Callable[[ShardTask], ShardStats], todo: list[ShardTask], retries: int
+) -> Iterator[tuple[ShardTask, Any]]:
+    """(task, stats or exception) for every task; a task whose worker died is run again, `retries`
+    more times at most, carrying why (its stats count it)."""
+    batch = todo
+    for round_ in range(retries + 1):
+        again = []
+        for position, outcome in runner.imap(work, batch):
+            task = batch[position]
+            if isinstance(outcome, WorkerLost) and round_ < retries:
+                again.append(replace(task, lost=(*task.lost, str(outcome))))
+            else:
+                yield task, outcome
+        if not again:
+            return
+        batch = again
+
+
 def _attempt(
     run_shard: Callable[[C, ShardTask], ShardStats], config: C, retries: int, task: ShardTask
 ) -> ShardStats:
@@ -108,6 +128,9 @@ def _attempt(
     for attempt in range(retries + 1):
         try:
             stats = run_shard(config, task)
+            for reason in task.lost:
+                stats.bump("worker_lost")
+                stats.error(f"worker_lost: {reason}")
             task.paths.commit_stats(stats)
             return stats
         except Exception:
