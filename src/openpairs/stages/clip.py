@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from openpairs.core import crashpoints
 from openpairs.core.schemas import CLIP_SCHEMA
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status
@@ -138,6 +139,7 @@ def _embed_images(
     started = time.perf_counter()
     for batch in clip_io.decoded_batches(images, pre, batch_size, workers):
         _score_batch(models, batch, position, out, stats)
+        crashpoints.reached("clip.shard", stats.shard)
     stats.time("images", time.perf_counter() - started)
     return out
 
@@ -260,6 +262,7 @@ def _write(task: ShardTask, table: Any, img: np.ndarray, txt: np.ndarray) -> Non
         buffer = io.BytesIO()
         np.save(buffer, emb.astype(np.float16))
         commit.write_bytes_atomic(task.paths.file("npy", subdir), buffer.getvalue())
+    crashpoints.reached("clip.commit", task.index)
     commit.write_parquet_atomic(table, task.paths.file("parquet"))
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from openpairs.core import crashpoints
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status, is_transient
@@ -140,6 +141,7 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
         table = dw.output_table(inputs, final)
         write_started = time.perf_counter()
         dw.write_tar(task.paths.file("tar"), dw.tar_members(table, final, spool))
+        crashpoints.reached("download.commit", task.index)
         commit.write_parquet_atomic(table, task.paths.file("parquet"))
         stats.time("write", time.perf_counter() - write_started)
     finally:
@@ -240,10 +242,9 @@ async def _fetch_rows(
                 for position, key, url, expected in pending:
                     await context.backlog.wait_for_room()
                     try:
-                        outcomes[position] = await _one(context, key, url, expected)
-                    except Exception as exc:  # an unforeseen error costs its row, never the shard
-                        error = f"unexpected {type(exc).__name__}: {exc}"
-                        outcomes[position] = dw.Outcome(Status.CONNECTION_ERROR, error)
+                        outcomes[position] = await _one_safely(context, key, url, expected)
+                        if len(outcomes) == max(1, len(rows) // 2):  # once a shard: no await since the store
+                            crashpoints.reached("download.shard", stats.shard)  # freezes the event loop
                     finally:
                         await context.backlog.done()
 
@@ -255,6 +256,14 @@ def _then_drain(rows: list[T]) -> Iterator[T]:
     """The rows, then `draining()`: with all handed out, the next shard may start beside the stragglers."""
     yield from rows
     draining()
+
+
+async def _one_safely(context: _Context, key: str, url: str | None, expected: str | None) -> dw.Outcome:
+    """`_one`, with an unforeseen error ending as the row's status: it costs its row, never the shard."""
+    try:
+        return await _one(context, key, url, expected)
+    except Exception as exc:
+        return dw.Outcome(Status.CONNECTION_ERROR, f"unexpected {type(exc).__name__}: {exc}")
 
 
 async def _one(context: _Context, key: str, url: str | None, expected: str | None) -> dw.Outcome:

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpairs.core import crashpoints
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages import export_join as join
@@ -142,6 +143,7 @@ def _write_parts(
         path = ofs.join(directory, f"{name}.parquet")
         commit.write_parquet_atomic(to_table(part.meta), path)
         written.append(path)
+        crashpoints.reached("export.part", index)
         if config.embeddings:
             written += _write_embeddings(directory, name, part)
         total += len(part)

@@ -15,6 +15,7 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 
+from openpairs.core import crashpoints
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages import export_join as join
@@ -67,6 +68,8 @@ class _PartWriter:
         _add_member(tar, f"{key}.txt", str(row["caption"]).encode("utf-8"))
         _add_member(tar, f"{key}.json", join.row_json(row))
         self._rows.append(row)
+        if len(self._rows) == self.size // 2:
+            crashpoints.reached("export.part", self.index)  # this part's tar half written
         if img is not None and txt is not None:
             self._img.append(img)
             self._txt.append(txt)

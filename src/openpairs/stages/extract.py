@@ -20,6 +20,7 @@ from openpairs.cc.language import NO_LANGUAGE, LanguageIdentifier
 from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules, has_no_alt
 from openpairs.cc.source import open_input
 from openpairs.cc.wat import WatPayload, iter_payloads
+from openpairs.core import crashpoints
 from openpairs.core.keys import ROW_DIGITS, mint_key
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.core.stats import ShardStats
@@ -52,7 +53,9 @@ def run_shard(config: ExtractConfig, task: ShardTask) -> ShardStats:
         atomic_open(task.paths.file("parquet")) as out,
         pq.ParquetWriter(out, **_WRITER) as writer,
     ):
-        for page in _pages(iter_payloads(stream, stats), stats):
+        for number, page in enumerate(_pages(iter_payloads(stream, stats), stats)):
+            if number == 1:
+                crashpoints.reached("extract.file", task.index)
             columns.add_page(page)
             if columns.pending >= BATCH_ROWS:
                 writer.write_table(columns.flush())

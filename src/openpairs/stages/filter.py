@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from openpairs.core import crashpoints
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status
 from openpairs.io import commit
@@ -86,6 +87,7 @@ def run_shard(config: FilterConfig, task: ShardTask) -> ShardStats:
             out[name].append(value)
         for name in ("similarity", "punsafe", "pwatermark"):
             out[name].append(row.get(name) if row else None)
+    crashpoints.reached("filter.shard", task.index)
     commit.write_parquet_atomic(pa.table(out, schema=OUTPUT_SCHEMA), task.paths.file("parquet"))
     return stats
 

@@ -1,0 +1,151 @@
+"""SIGKILL inside every step of a build, then resume: the final directory is an uninterrupted run's, byte for byte.
+
+One chain per executor: `openpairs build` is killed inside extract (a WAT half read), dedup (candidates
+partly written), download (a shard half fetched; a shard's tar committed but not its parquet), clip (a
+shard half embedded; embeddings committed but not the parquet), filter and export (a part half
+written), each run resuming the one before; then `openpairs index` is killed while adding vectors. Every
+kill lands inside its work (the run froze at the crash point, tests/fault/harness.py), and each test
+checks on disk that it did. On Ray the cluster outlives every killed driver, as a real one does.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from openpairs.demo import wat_files
+from openpairs.demo.miniweb import MiniWeb
+from tests.e2e.chain import demo_settings
+from tests.fault.harness import Frozen, run_killed_at, run_to_end, temporaries, tree_digests
+from tests.fixtures.tiny_clip import tiny_checkpoint
+
+COMPARED = ("extract", "candidates", "shards", "clip", "filter", "dataset", "index")
+BUILD_POINTS = (
+    "extract.file",
+    "dedup.shard",
+    "download.shard",
+    "download.commit",
+    "clip.shard",
+    "clip.commit",
+    "filter.shard",
+    "export.part",
+)
+
+
+def _exists(out: Path, pattern: str) -> bool:
+    return any(out.glob(pattern))
+
+
+def _name(index: int) -> str:
+    return f"{index:05d}"
+
+
+# What must be true on disk right after each kill: the named work had started and not finished.
+LANDED: dict[str, Callable[[Path, Frozen], bool]] = {
+    "extract.file": lambda out, f: (
+        _exists(out, f"extract/{_name(f.index)}.parquet.tmp-*")
+        and not _exists(out, f"extract/{_name(f.index)}_stats.json")
+    ),
+    "dedup.shard": lambda out, f: (
+        _exists(out, f"candidates/{_name(f.index)}_stats.json") and not _exists(out, "candidates/_dedup.json")
+    ),
+    "download.shard": lambda out, f: not _exists(out, f"shards/{_name(f.index)}.*"),
+    "download.commit": lambda out, f: (
+        _exists(out, f"shards/{_name(f.index)}.tar") and not _exists(out, f"shards/{_name(f.index)}.parquet")
+    ),
+    "clip.shard": lambda out, f: not _exists(out, f"clip/**/{_name(f.index)}.*"),
+    "clip.commit": lambda out, f: (
+        _exists(out, f"clip/img_emb/{_name(f.index)}.npy")
+        and not _exists(out, f"clip/{_name(f.index)}.parquet")
+    ),
+    "filter.shard": lambda out, f: (
+        not _exists(out, f"filter/{_name(f.index)}_stats.json") and not _exists(out, "dataset")
+    ),
+    "export.part": lambda out, f: (
+        _exists(out, f"dataset/*/part-{_name(f.index)}.parquet")
+        and not _exists(out, "dataset/*/_manifest.json")
+    ),
+    "index.add": lambda out, f: _exists(out, "index/metadata.arrow") and not _exists(out, "index/index.json"),
+}
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[str]:
+    with MiniWeb() as mini:
+        yield mini.url
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return tiny_checkpoint(tmp_path_factory.mktemp("model"))
+
+
+def _build(out: Path, mirror: str, checkpoint: str, executor: list[str]) -> list[str]:
+    settings = [arg for s in demo_settings(mirror, checkpoint) for arg in ("--set", s)]
+    return [
+        sys.executable, "-m", "openpairs", "build", *wat_files(), "--out", str(out), *settings,
+        "--export", "laion400m,webdataset", "--samples-per-shard", "64", "--workers", "2", *executor,
+    ]  # fmt: skip
+
+
+def _index(out: Path) -> list[str]:
+    return [sys.executable, "-m", "openpairs", "index", str(out), "--text", "--tune-queries", "50"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, web: str, checkpoint: str) -> dict[str, str]:
+    """Every compared file of an uninterrupted build + index (local executor)."""
+    work = tmp_path_factory.mktemp("reference")
+    out = work / "out"
+    run_to_end(_build(out, web, checkpoint, []), work, "build")
+    run_to_end(_index(out), work, "index")
+    digests = tree_digests(out, COMPARED)
+    assert {name.split("/")[0] for name in digests} == set(COMPARED)
+    return digests
+
+
+def _killed_everywhere(work: Path, build: list[str], out: Path) -> list[Frozen]:
+    """Kill the build inside each step in turn (each run resumes the last), finish it, then the index."""
+    landed = []
+    for point in BUILD_POINTS:
+        frozen = run_killed_at(build, point, work)
+        assert LANDED[point](out, frozen), f"the kill at {frozen} did not land inside its work"
+        landed.append(frozen)
+    run_to_end(build, work, "build")
+    frozen = run_killed_at(_index(out), "index.add", work)
+    assert LANDED["index.add"](out, frozen), f"the kill at {frozen} did not land inside its work"
+    landed.append(frozen)
+    run_to_end(_index(out), work, "index")
+    return landed
+
+
+@pytest.mark.timeout(1800)
+def test_local_build_killed_inside_every_step_resumes_to_the_same_bytes(
+    tmp_path: Path, web: str, checkpoint: str, reference: dict[str, str]
+) -> None:
+    out = tmp_path / "out"
+    landed = _killed_everywhere(tmp_path, _build(out, web, checkpoint, []), out)
+    assert [f.point for f in landed] == [*BUILD_POINTS, "index.add"]
+    assert temporaries(out) == []
+    assert tree_digests(out, COMPARED) == reference
+
+
+@pytest.mark.timeout(1800)
+def test_ray_build_killed_inside_every_step_resumes_to_the_same_bytes(
+    tmp_path: Path, web: str, checkpoint: str, reference: dict[str, str]
+) -> None:
+    import ray
+
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = tmp_path / "out"
+        executor = ["--executor", "ray", "--ray-address", context.address_info["gcs_address"]]
+        landed = _killed_everywhere(tmp_path, _build(out, web, checkpoint, executor), out)
+        assert [f.point for f in landed] == [*BUILD_POINTS, "index.add"]
+    finally:
+        ray.shutdown()
+    assert temporaries(out) == []
+    assert tree_digests(out, COMPARED) == reference
