@@ -6,7 +6,7 @@ import hashlib
 
 from openpairs.build import BuildResult, build_config, run_build
 from openpairs.demo import wat_files
-from openpairs.demo.run import DEMO_OVERRIDES, WARNING
+from openpairs.demo.run import DEMO_OVERRIDES, WARNING, demo_overrides
 from openpairs.executors import ExecutorConfig
 from openpairs.io import fs as ofs
 from openpairs.stages.export import FORMATS
@@ -33,8 +33,7 @@ def run_demo_build(
     out: str, mirror: str, checkpoint: str, executor: ExecutorConfig | None = None
 ) -> BuildResult:
     """Build the demo dataset into `out` (every export format); resumes like `openpairs build`."""
-    clip = {"model": "openpairs-tiny-random", "pretrained": None, "checkpoint": checkpoint, "device": "cpu"}
-    overrides = {**DEMO_OVERRIDES, "download": {**DEMO_OVERRIDES["download"], "mirror": mirror}, "clip": clip}
+    overrides = demo_overrides(mirror, checkpoint)
     config = build_config("laion400m", overrides, FORMATS, samples_per_shard=64, report_warnings=(WARNING,))
     return run_build(wat_files(), out, config, executor or ExecutorConfig(kind="local", workers=1))
 

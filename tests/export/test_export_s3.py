@@ -10,26 +10,28 @@ import pyarrow.parquet as pq
 import openpairs
 from openpairs.report import build_report
 from openpairs.stages.export import ExportConfig, run_export
-from tests.fixtures.pipeline_dir import PipelineDir
+from tests.fixtures.pipeline_output import PipelineOutput
 from tests.fixtures.s3_server import s3_bucket
 
 
-def test_export_load_report_on_s3(pipeline: PipelineDir, tmp_path: Path) -> None:
+def test_export_load_report_on_s3(
+    built_pipeline: PipelineOutput, pipeline: PipelineOutput, tmp_path: Path
+) -> None:
     local = run_export(str(pipeline.root), ExportConfig(format="laion400m", samples_per_shard=100))
     with s3_bucket() as bucket:
         fs = fsspec.filesystem("s3")
         out = f"{bucket}/run"
-        fs.put(str(pipeline.root) + "/", out.removeprefix("s3://"), recursive=True)
+        fs.put(str(built_pipeline.root) + "/", out.removeprefix("s3://"), recursive=True)
         remote = run_export(out, ExportConfig(format="laion400m", samples_per_shard=100))
-        run_export(out, ExportConfig(format="webdataset", samples_per_shard=5))
+        run_export(out, ExportConfig(format="webdataset", samples_per_shard=50))
         assert remote.samples == len(pipeline.kept)
         fetched = tmp_path / "part.parquet"
         fs.get(f"{out}/dataset/laion400m/part-00000.parquet".removeprefix("s3://"), str(fetched))
         assert pq.read_table(fetched).equals(pq.read_table(Path(local.directory) / "part-00000.parquet"))
         urls = [sample["url"] for sample in openpairs.load(out)]
-        assert len(urls) == len(pipeline.kept)
+        assert urls == [pipeline.downloads[key]["url"] for key in pipeline.kept]
         report = build_report(out, title="s3")
         assert fs.exists(report.html.removeprefix("s3://"))
         card = fs.cat(report.card.removeprefix("s3://")).decode()
-        assert card.startswith("---\n") and "| kept | 18 |" in card
+        assert card.startswith("---\n") and f"| kept | {len(pipeline.kept):,} |" in card
         assert not [p for p in fs.find(out.removeprefix("s3://")) if ".tmp-" in p]

@@ -19,9 +19,9 @@ DERIVED = CC / "derived" / "derived-from-real-warc-html.warc.wat.gz"
 ALL_WATS = sorted(CC.rglob("*.wat*"))
 
 
-def real_payloads() -> list[dict[str, Any]]:
-    """The response payloads (with HTML links) of the derived WAT, as dicts."""
-    with gzip.open(DERIVED, "rb") as handle:
+def real_payloads(path: pathlib.Path | str = DERIVED) -> list[dict[str, Any]]:
+    """The response payloads (with HTML links) of a derived WAT (the shared one by default), as dicts."""
+    with gzip.open(path, "rb") as handle:
         raw = handle.read()
     found = []
     for line in raw.split(b"\n"):

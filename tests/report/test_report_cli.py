@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from openpairs.cli import app
-from tests.fixtures.pipeline_dir import make_pipeline_dir
+from tests.fixtures.pipeline_output import PipelineOutput
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -16,12 +16,12 @@ def _digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
-def test_cli_report_is_deterministic(tmp_path: Path) -> None:
-    pipeline = make_pipeline_dir(tmp_path / "run", shards=1, rows=10)
+def test_cli_report_is_deterministic(pipeline: PipelineOutput) -> None:
     args = ["report", str(pipeline.root), "--warning", "demo data", "--title", "cli"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "candidates: 12" in first.output and "index.html" in first.output
+    assert f"candidates: {pipeline.extracted():,}" in first.output and "index.html" in first.output
+    assert f"kept: {len(pipeline.kept):,}" in first.output
     digests = _digests(pipeline.root)
     assert "report/plots/similarity.png" in digests and "README.md" in digests
     again = CliRunner().invoke(app, args)

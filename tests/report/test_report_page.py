@@ -5,21 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 
 from openpairs.report import build_report
-from tests.fixtures.pipeline_dir import PipelineDir, make_pipeline_dir
+from tests.fixtures.pipeline_output import PipelineOutput
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 IMAGES_JS = "els => els.map(e => ({src: e.getAttribute('src'), ok: e.complete && e.naturalWidth > 0}))"
 WARNING = "similarities computed with random weights are meaningless"
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineDir:
-    return make_pipeline_dir(tmp_path_factory.mktemp("report"))
 
 
 def _check_page(html: Path) -> dict[str, object]:
@@ -40,7 +34,7 @@ def _check_page(html: Path) -> dict[str, object]:
     return {"images": images, "banner": banner, "text": text}
 
 
-def test_page_loads_every_plot_and_shows_the_warning(pipeline: PipelineDir) -> None:
+def test_page_loads_every_plot_and_shows_the_warning(pipeline: PipelineOutput) -> None:
     result = build_report(str(pipeline.root), warnings=(WARNING,), title="tiny")
     seen = _check_page(Path(result.html))
     images = seen["images"]
@@ -48,48 +42,53 @@ def test_page_loads_every_plot_and_shows_the_warning(pipeline: PipelineDir) -> N
     assert all(image["ok"] for image in images), images
     assert WARNING in str(seen["banner"])
     text = str(seen["text"])
-    for expected in (
-        "candidates",
-        "downloaded",
-        "kept",
-        "Number with height or width >= 1024",
-        "http_404",
-        "download",
-    ):
+    drops = set(pipeline.download_statuses()) - {"ok"}
+    for expected in ("candidates", "downloaded", "kept", "Number with height or width >= 1024", *drops):
         assert expected in text
 
 
-def test_missing_stages_show_no_data(pipeline: PipelineDir, tmp_path: Path) -> None:
+def test_missing_stages_show_no_data(built_pipeline: PipelineOutput, tmp_path: Path) -> None:
     root = tmp_path / "partial"
-    shutil.copytree(pipeline.root / "extract", root / "extract")
+    shutil.copytree(built_pipeline.root / "extract", root / "extract")
     result = build_report(str(root))
     assert result.data is not None and result.data.samples is None
-    assert [s.count for s in result.data.funnel] == [32, None, None, None]
+    assert [s.count for s in result.data.funnel] == [built_pipeline.extracted(), None, None, None]
     html = Path(result.html).read_text()
     assert html.count("no data") >= 5
     seen = _check_page(Path(result.html))
     assert all(image["ok"] for image in seen["images"])  # type: ignore[attr-defined]
 
 
-def test_card_yaml_header_and_tables(pipeline: PipelineDir) -> None:
+def test_card_yaml_header_and_tables(pipeline: PipelineOutput) -> None:
     result = build_report(str(pipeline.root), warnings=(WARNING,), title="tiny")
     card = Path(result.card).read_text()
     assert card.startswith("---\n")
     header = yaml.safe_load(card.split("---\n")[1])
-    assert header["pretty_name"] == "tiny" and header["size_categories"] == ["n<1K"]
-    assert header["language"] == ["de", "en", "fr"]
+    kept = pipeline.kept_rows()
+    assert len(kept) < 1000 and header["size_categories"] == ["n<1K"]
+    assert header["pretty_name"] == "tiny"
+    assert header["language"] == sorted({row["language"] for row in kept} - {""})
     assert f"> **Warning:** {WARNING}" in card
-    assert "| kept | 18 | 56.2% | 75.0% |" in card
+    of_candidates, of_downloaded = (
+        100 * len(kept) / n for n in (pipeline.extracted(), pipeline.downloaded())
+    )
+    assert f"| kept | {len(kept):,} | {of_candidates:.1f}% | {of_downloaded:.1f}% |" in card
     lines = [line for line in card.splitlines() if line.startswith("| Number")]
     rows = dict(line.strip("| ").split(" | ")[:2] for line in lines)
-    assert rows["Number of unique samples"] == "18"
+    assert rows["Number of unique samples"] == f"{len(kept):,}"
+    sizes = [(row["original_width"], row["original_height"]) for row in kept]
     either, both = (int(rows[f"Number with height {op} width >= 1024"]) for op in ("or", "and"))
-    assert either > both > 0
+    assert (
+        either
+        == sum(max(size) >= 1024 for size in sizes)
+        > both
+        == sum(min(size) >= 1024 for size in sizes)
+        > 0
+    )
 
 
-def test_damaged_stats_file_is_reported_not_fatal(pipeline: PipelineDir, tmp_path: Path) -> None:
-    root = tmp_path / "damaged"
-    shutil.copytree(pipeline.root, root)
+def test_damaged_stats_file_is_reported_not_fatal(pipeline: PipelineOutput) -> None:
+    root = pipeline.root
     (root / "shards" / "00001_stats.json").write_text("{not json")
     result = build_report(str(root))
     assert result.data is not None

@@ -29,6 +29,20 @@ DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
+def demo_overrides(mirror: str, checkpoint: str) -> dict[str, dict[str, Any]]:
+    """The demo's overrides, downloading through `mirror` and scoring with the tiny CLIP at `checkpoint`."""
+    return {
+        **DEMO_OVERRIDES,
+        "download": {**DEMO_OVERRIDES["download"], "mirror": mirror},
+        "clip": {
+            "model": "openpairs-tiny-random",
+            "pretrained": None,
+            "checkpoint": checkpoint,
+            "device": "cpu",
+        },
+    }
+
+
 @dataclass
 class DemoResult:
     """The finished build and the index made for `openpairs serve`."""
@@ -48,19 +62,9 @@ def run_demo(out: str, executor: ExecutorConfig, progress_for: ProgressFor | Non
             warnings.simplefilter("ignore")
             make_random_checkpoint(checkpoint)
     with MiniWeb(captions_from=out) as web:
-        overrides: dict[str, dict[str, Any]] = {
-            **DEMO_OVERRIDES,
-            "download": {**DEMO_OVERRIDES["download"], "mirror": web.url},
-            "clip": {
-                "model": "openpairs-tiny-random",
-                "pretrained": None,
-                "checkpoint": str(checkpoint),
-                "device": "cpu",
-            },
-        }
         config = build_config(
             "laion400m",
-            overrides,
+            demo_overrides(web.url, str(checkpoint)),
             export_formats=("laion400m", "webdataset"),
             samples_per_shard=64,
             report_warnings=(WARNING,),
