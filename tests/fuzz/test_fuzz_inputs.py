@@ -79,8 +79,10 @@ def _txt(draw: st.DrawFn) -> tuple[bytes, int]:
 
 
 PARQUET_TYPES = st.sampled_from(
-    [pa.string(), pa.binary(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.int32()), pa.null()]
-    + [pa.struct([("a", pa.string())]), pa.timestamp("ms"), pa.dictionary(pa.int8(), pa.string())]
+    [
+        *(pa.string(), pa.binary(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.int32()), pa.null()),
+        *(pa.struct([("a", pa.string())]), pa.timestamp("ms"), pa.dictionary(pa.int8(), pa.string())),
+    ]
 )
 
 

@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 
 from openpairs.cc import links as cclinks
 from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules
+from openpairs.cc.wat import WatFormatError
 from openpairs.core.status import Status
 from openpairs.presets import stage_config
 from openpairs.stages import extract
 from openpairs.stages.runner import ShardTask
-from tests.extract.watfiles import member
+from tests.extract.watfiles import ALL_WATS, member
 from tests.fuzz.budget import fuzz_settings
+from tests.fuzz.mutate import mutated
 from tests.fuzz.strategies import ALTS, json_values, urls, wat_records
 
 PRINTABLE_ONLY = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\ufeff]")
@@ -141,3 +143,20 @@ def test_extract_shard_accounts_for_every_link(
     ):
         _check_kept(url, caption, config)
     assert Counter(stats.statuses).keys() <= {str(s) for s in ORDER}
+
+
+REAL_WATS = {path.name: path.read_bytes() for path in ALL_WATS}
+
+
+@fuzz_settings(15)
+@given(case=mutated(REAL_WATS), config=CONFIGS)
+def test_damaged_real_wat_never_fails_its_shard(case: tuple[str, bytes], config: ExtractConfig) -> None:
+    """A real Common Crawl WAT with flipped bytes, cuts and splices: the shard completes, balanced; only a
+    file whose first bytes no longer say gzip, WARC or JSON is refused, as not a WAT file."""
+    _, data = case
+    try:
+        stats, table = _run_extract(data, config)
+    except WatFormatError as exc:
+        assert "not a WARC/WAT file" in str(exc) or "empty file" in str(exc) or "256 MiB" in str(exc)
+        return
+    assert stats.is_balanced() and table.num_rows == stats.rows_out

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from openpairs.core.status import Status
@@ -83,3 +84,18 @@ def test_unreadable_rows_are_counted_with_their_reason(tmp_path: Path) -> None:
     assert written[None]["status"] == Status.INVALID_URL
     assert "unreadable CSV row" in written[None]["error"]
     assert INPUT_ERROR not in written[None]
+
+
+def test_parquet_text_that_is_not_utf8_is_replaced(tmp_path: Path) -> None:
+    """Was (found by atheris): parquet strings are not checked for UTF-8 on read, so one bad value was
+    planned as is and failed its whole download shard (UnicodeDecodeError reading the url column)."""
+    bad = pa.array([b"http://10.0.0.1/\xff.jpg", b"http://10.0.0.1/ok.jpg"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"url": bad, "caption": bad}), tmp_path / "in.parquet")
+    result = download(
+        tmp_path / "in.parquet", tmp_path / "out", FAST
+    )  # a private address: refused, unfetched
+    assert result.ok and result.total.statuses == {Status.BLOCKED_ADDRESS: 2}
+    assert [row["caption"] for row in rows(tmp_path / "out")] == [
+        "http://10.0.0.1/\ufffd.jpg",
+        "http://10.0.0.1/ok.jpg",
+    ]

@@ -226,7 +226,7 @@ def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.
     return pc.replace_with_mask(url, pa.array(relative), joined)
 
 
-def _replace_rows(values: pa.Array, rows: np.ndarray, replacements: list[str]) -> pa.Array:
+def _replace_rows(values: pa.Array, rows: np.ndarray, replacements: list[str | None]) -> pa.Array:
     """`values` with rows[i] set to replacements[i] (rows ascending), the rest untouched in Arrow."""
     mask = np.zeros(len(values), dtype=bool)
     mask[rows] = True

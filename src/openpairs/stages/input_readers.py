@@ -30,7 +30,7 @@ def raw_batches(path: str, fmt: str) -> Iterator[pa.RecordBatch]:
     """The record batches of the file at `path`, read as `fmt`."""
     with ofs.open_file(path, "rb", compression="infer") as handle:
         if fmt == "parquet":
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=BATCH_ROWS)
+            yield from map(_utf8_columns, pq.ParquetFile(handle).iter_batches(batch_size=BATCH_ROWS))
         elif fmt in ("csv", "tsv"):
             yield from _csv_batches(handle, "\t" if fmt == "tsv" else ",")
         elif fmt == "txt":
@@ -46,6 +46,23 @@ def to_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _utf8_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` with invalid UTF-8 in its text columns replaced (parquet readers do not check it, and one
+    bad value would fail every later step that reads the column)."""
+    for index, column in enumerate(batch.columns):
+        if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
+            column = column.dictionary_decode()
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            raw = column.cast(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
+            text = [None if b is None else b.decode("utf-8", "replace") for b in raw.to_pylist()]
+            batch = batch.set_column(index, batch.schema.field(index).name, pa.array(text, column.type))
+    return batch
 
 
 class Utf8Repaired(io.RawIOBase):
