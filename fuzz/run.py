@@ -17,6 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TARGETS = ("wat", "images", "inputs")
+STARTUP_SECONDS = 300  # seeding and imports, on top of the fuzzing budget
 
 
 def run_target(target: str, seconds: int) -> list[Path]:
@@ -30,7 +31,10 @@ def run_target(target: str, seconds: int) -> list[Path]:
         f"-max_total_time={seconds}",
         "-print_final_stats=1",
     ]
-    code = subprocess.call(command, cwd=HERE.parent)
+    try:
+        code = subprocess.call(command, cwd=HERE.parent, timeout=seconds + STARTUP_SECONDS)
+    except subprocess.TimeoutExpired:  # libFuzzer's -timeout catches a slow input; this, a stuck process
+        code = -1
     found = sorted(set(crashes.glob("*")) - before)
     if code != 0 and not found:  # it died without leaving an input: report it all the same
         print(f"!! fuzz {target} exited with {code} and left no crash file", flush=True)

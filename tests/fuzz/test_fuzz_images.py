@@ -59,7 +59,7 @@ def _outcome(body: bytes, config: ImageConfig, bounded: bool) -> ProcessedImage 
     return image
 
 
-@fuzz_settings(150)
+@fuzz_settings(300)
 @given(case=mutated(SEEDS), config=CONFIGS, bounded=st.booleans())
 def test_any_body_is_stored_or_rejected_with_a_status(
     case: tuple[str, bytes], config: ImageConfig, bounded: bool
@@ -82,7 +82,7 @@ def test_any_body_is_stored_or_rejected_with_a_status(
 WEBP_SEEDS = {name: data for name, data in SEEDS.items() if data[8:12] == b"WEBP"}
 
 
-@fuzz_settings(80)
+@fuzz_settings(150)
 @given(case=mutated(WEBP_SEEDS), width=st.integers(1, 48), height=st.integers(1, 48))
 def test_fast_webp_decoders_return_pixels_or_none(case: tuple[str, bytes], width: int, height: int) -> None:
     """libwebp's scaled decode and the OpenCV path give the asked size or None, for any WebP body."""

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openpairs.cc import links as cclinks
+from openpairs.cc.language import LanguageIdentifier
 from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules
 from openpairs.cc.wat import WatFormatError
 from openpairs.core.status import Status
@@ -28,12 +29,13 @@ from tests.fuzz.strategies import ALTS, json_values, urls, wat_records
 
 PRINTABLE_ONLY = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\ufeff]")
 CONFIGS = st.builds(
-    lambda preset, relative, fix: stage_config(
-        ExtractConfig, "extract", preset, relative_urls=relative, fix_text=fix, language="off"
+    lambda preset, relative, fix, language: stage_config(
+        ExtractConfig, "extract", preset, relative_urls=relative, fix_text=fix, language=language
     ),
     st.sampled_from(["laion400m", "laion5b"]),
     st.sampled_from(["resolve", "drop"]),
     st.booleans(),
+    st.sampled_from(["off", "cld3"]),
 )
 
 
@@ -41,7 +43,7 @@ def _payload(record: Any) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(record=wat_records() | json_values(), header_uri=urls(), cut=st.integers(0, 40))
 def test_read_page_returns_a_page_or_a_bad_record(record: Any, header_uri: str, cut: int) -> None:
     """Any payload, cut short or not, is a Page, None (no HTML) or BadRecord: nothing else escapes."""
@@ -58,6 +60,18 @@ def test_read_page_returns_a_page_or_a_bad_record(record: Any, header_uri: str, 
             assert page.links_total >= len(page.images)
 
 
+LANGUAGE = LanguageIdentifier()
+
+
+@fuzz_settings(200)
+@given(caption=ALTS)
+def test_language_identification_takes_any_caption(caption: str) -> None:
+    """CLD3 (cached by digit-free form) answers any caption with a code and a probability."""
+    found = LANGUAGE.identify(caption)
+    assert isinstance(found.code, str) and 0.0 <= found.score <= 1.0
+    assert found == LANGUAGE.identify_uncached(caption.translate(str.maketrans("0123456789", " " * 10)))
+
+
 def _check_kept(url: Any, caption: Any, config: ExtractConfig) -> None:
     """What a kept (ok) link must look like."""
     assert isinstance(url, str) and isinstance(caption, str)
@@ -67,7 +81,7 @@ def _check_kept(url: Any, caption: Any, config: ExtractConfig) -> None:
     assert caption == caption.strip() and not PRINTABLE_ONLY.search(caption), caption
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(
     links=st.lists(st.tuples(urls() | json_values(), ALTS | json_values()), max_size=12),
     bases=st.lists(urls(), min_size=1, max_size=3),
