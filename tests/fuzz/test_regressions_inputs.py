@@ -57,6 +57,12 @@ def test_unreadable_csv_header_names_the_file(tmp_path: Path) -> None:
         _table(tmp_path / "in.csv", b"u\rrl,caption\nx,y\n")
 
 
+def test_damaged_gzip_input_names_the_file(tmp_path: Path) -> None:
+    """Was: isal's IsalError ('Invalid deflate block found') escaped the planning, naming no file."""
+    with pytest.raises(ValueError, match=r"in\.jsonl\.gz: .*deflate"):
+        _table(tmp_path / "in.jsonl.gz", b"\x1f\x8b\x08\x00" + b"not deflate at all" * 4)
+
+
 def test_json_lines_without_any_url_field_are_rows_without_url(tmp_path: Path) -> None:
     """Was: a batch of JSON lines none of which had a url field failed the whole input ('no URL column')."""
     table = _table(tmp_path / "in.jsonl", b'{"caption": "one"}\n[1, 2]\n')

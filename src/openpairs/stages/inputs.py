@@ -7,11 +7,13 @@ is never loaded whole.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from isal import isal_zlib
 
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.io import fs as ofs
@@ -26,6 +28,8 @@ CAPTION_ALIASES = ("caption", "TEXT", "text", "alt", "ALT")
 COLUMN_ALIASES = {"license": ("license", "LICENSE"), "language": ("language", "LANGUAGE")}
 # Where `normalise` puts the values of InputSpec.hash_col (hex strings); never written to an output.
 EXPECTED_SHA256 = "_expected_sha256"
+# What reading a file that cannot be read at all raises: bad structure, I/O, a damaged .gz (zlib or isal).
+UNREADABLE_FILE = (ValueError, OSError, EOFError, zlib.error, isal_zlib.error, pa.ArrowException)
 # Columns of a normalised table that only the download reads (never written to an output).
 INTERNAL_COLUMNS = (EXPECTED_SHA256, INPUT_ERROR)
 
@@ -82,7 +86,7 @@ def iter_rows(spec: InputSpec) -> Iterator[pa.Table]:
                     )
         except FileNotFoundError:
             raise
-        except (ValueError, OSError, EOFError, pa.ArrowException) as exc:  # the file as a whole is unreadable
+        except UNREADABLE_FILE as exc:  # the file as a whole cannot be read
             raise ValueError(f"cannot read {fmt} input {path}: {exc}") from exc
 
 
