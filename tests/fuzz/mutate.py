@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 HEADER_BYTES = 96  # formats keep sizes, counts and offsets near the start: mutate there half the time
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0xFFFFFFFF)
-Mutation = Callable[[bytearray], None]
+Mutation = Callable[[bytes], bytes]
+
+
+def _splice(start: int, stop: int | None, new: Callable[[bytes], bytes]) -> Mutation:
+    """Replace data[start:stop] by new(data[start:stop])."""
+    return lambda data: data[:start] + new(data[start:stop]) + (data[stop:] if stop is not None else b"")
 
 
 @st.composite
@@ -24,31 +29,31 @@ def _mutation(draw: st.DrawFn, size: int) -> Mutation:
     kind = draw(st.sampled_from(["flip", "set", "int", "cut", "insert", "delete", "repeat"]))
     if kind == "flip":
         mask = draw(st.integers(1, 255))
-        return lambda data: data.__setitem__(at, data[at] ^ mask) if at < len(data) else None
+        return _splice(at, at + 1, lambda old: bytes(b ^ mask for b in old))
     if kind == "set":
-        value = draw(st.sampled_from([0, 1, 0x7F, 0x80, 0xFF]))
-        return lambda data: data.__setitem__(at, value) if at < len(data) else None
+        value = bytes([draw(st.sampled_from([0, 1, 0x7F, 0x80, 0xFF]))])
+        return _splice(at, at + 1, lambda old: value[: len(old)])
     if kind == "int":
         fmt = draw(st.sampled_from([">H", "<H", ">I", "<I"]))
         packed = struct.pack(fmt, draw(st.sampled_from(INTERESTING)) & (0xFFFF if "H" in fmt else 0xFFFFFFFF))
-        return lambda data: data.__setitem__(slice(at, at + len(packed)), packed)
+        return _splice(at, at + len(packed), lambda _: packed)
     if kind == "cut":
-        return lambda data: data.__delitem__(slice(at, None))
+        return _splice(at, None, lambda _: b"")
     if kind == "insert":
         extra = draw(st.binary(min_size=1, max_size=16))
-        return lambda data: data.__setitem__(slice(at, at), extra)
+        return _splice(at, at, lambda _: extra)
     length = draw(st.integers(1, 64))
     if kind == "delete":
-        return lambda data: data.__delitem__(slice(at, at + length))
-    copies = draw(st.integers(1, 8))
-    return lambda data: data.__setitem__(slice(at, at), data[at : at + length] * copies)
+        return _splice(at, at + length, lambda _: b"")
+    copies = draw(st.integers(2, 8))
+    return _splice(at, at + length, lambda old: old * copies)
 
 
 @st.composite
 def mutated(draw: st.DrawFn, seeds: dict[str, bytes]) -> tuple[str, bytes]:
     """(seed name, its bytes after one to four mutations)."""
     name = draw(st.sampled_from(sorted(seeds)))
-    data = bytearray(seeds[name])
+    data = seeds[name]
     for change in draw(st.lists(_mutation(len(data)), min_size=1, max_size=4)):
-        change(data)
-    return name, bytes(data)
+        data = change(data)
+    return name, data
