@@ -29,7 +29,14 @@ COLUMN_ALIASES = {"license": ("license", "LICENSE"), "language": ("language", "L
 # Where `normalise` puts the values of InputSpec.hash_col (hex strings); never written to an output.
 EXPECTED_SHA256 = "_expected_sha256"
 # What reading a file that cannot be read at all raises: bad structure, I/O, a damaged .gz (zlib or isal).
-UNREADABLE_FILE = (ValueError, OSError, EOFError, zlib.error, isal_zlib.error, pa.ArrowException)
+UNREADABLE_FILE = (
+    ValueError,
+    OSError,
+    EOFError,
+    zlib.error,
+    isal_zlib.error,
+    pa.ArrowException,
+)
 # Columns of a normalised table that only the download reads (never written to an output).
 INTERNAL_COLUMNS = (EXPECTED_SHA256, INPUT_ERROR)
 
@@ -86,7 +93,7 @@ def iter_rows(spec: InputSpec) -> Iterator[pa.Table]:
                     )
         except FileNotFoundError:
             raise
-        except UNREADABLE_FILE as exc:  # the file as a whole cannot be read
+        except UNREADABLE_FILE as exc:  # type: ignore[misc]  # (isal's stub: its error is a class)
             raise ValueError(f"cannot read {fmt} input {path}: {exc}") from exc
 
 
