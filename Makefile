@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest demo system-deps clean
+.PHONY: install test lint typecheck pytest demo system-deps clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,14 @@ test: lint typecheck pytest
 
 demo: install
 	$(VENV)/bin/openpairs demo
+
+# Coverage-guided fuzzing with atheris (never part of `make test`): FUZZ_SECONDS per target (default 60);
+# crashing inputs land in fuzz/crashes/<target>/ and fail the run. See docs/fuzzing.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= wat images inputs
+fuzz: install
+	$(PY) -m pip install -q -e '.[fuzz]'
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
 
 import msgspec
+
+from openpairs.cc.rules import join_url
 
 RESPONSE_MARK = b'"WARC-Type":"response"'
 LICENSE_MARK = "creativecommons.org/licenses/"
@@ -100,7 +101,9 @@ def read_page(payload: bytes, target_uri: Callable[[], str]) -> Page | None:
     if not isinstance(page_url, str):
         raise BadRecord("WARC-Target-URI is not a string")
     base = html.Head.Base
-    base_url = urljoin(page_url, base) if isinstance(base, str) and base.strip() else page_url
+    base_url = page_url
+    if isinstance(base, str) and base.strip():  # an unparsable <base href> is ignored, as browsers do
+        base_url = join_url(page_url, base) or page_url
     links = html.Links
     licence = find_license(links, payload)
     images = [link for link in links if link.path == IMG_PATH]

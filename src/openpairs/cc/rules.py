@@ -1,7 +1,8 @@
 """The per-link rules of LAION's extraction, applied to a batch of links at once (Arrow compute).
 
 Every rule is an ExtractConfig field. A link gets the first status that applies, in this order:
-invalid_link (URL or alt not a string), no_alt, bad_scheme, relative_url (when dropped), url_too_long,
+invalid_link (URL or alt not a string), no_alt, bad_scheme (also a relative URL that its page's base makes
+non-http), relative_url (when dropped, or when no base resolves it to an absolute URL), url_too_long,
 bad_extension, alt_too_short, not_english; else ok.
 """
 
@@ -70,12 +71,11 @@ def apply_rules(
     relative = ~has_scheme & _mask(pc.is_valid(url))
     if config.relative_urls == "resolve":
         url = _resolve(url, bases, page_of, relative)
-        is_http |= relative
+        _rescheme(url, relative, has_scheme, is_http)  # what the base gave: http(s), another scheme, none
     url = _lower_scheme(url, is_http)
     _mark(codes, _bad_extension(url, config.drop_extensions), Status.BAD_EXTENSION)
     _mark(codes, _longer_than(url, config.max_url_length), Status.URL_TOO_LONG)
-    if config.relative_urls == "drop":
-        _mark(codes, relative, Status.RELATIVE_URL)
+    _mark(codes, relative & ~has_scheme, Status.RELATIVE_URL)  # dropped, or no base could resolve it
     _mark(codes, has_scheme & ~is_http, Status.BAD_SCHEME)
     _mark(codes, ~_mask(pc.greater(pc.binary_length(alt), 0)), Status.NO_ALT)
     _mark(codes, invalid, Status.INVALID_LINK)
@@ -100,6 +100,21 @@ def _schemes(url: pa.Array) -> tuple[np.ndarray, np.ndarray]:
             pc.match_substring_regex(url.take(pa.array(odd)), r"^https?://", ignore_case=True)
         )
     return has_scheme, is_http
+
+
+def _rescheme(url: pa.Array, rows: np.ndarray, has_scheme: np.ndarray, is_http: np.ndarray) -> None:
+    """Set `has_scheme` and `is_http` of the resolved relative `rows` (in place) from their new URLs."""
+    picked = np.flatnonzero(rows)
+    if len(picked):
+        has_scheme[picked], is_http[picked] = _schemes(url.take(pa.array(picked)))
+
+
+def join_url(base: str, url: str) -> str | None:
+    """`url` resolved against `base` (urljoin), or None when either does not parse (e.g. 'http://[::1')."""
+    try:
+        return urljoin(base, url)
+    except ValueError:
+        return None
 
 
 def _longer_than(values: pa.Array, limit: int) -> np.ndarray:
@@ -148,9 +163,11 @@ def fix_mojibake(text: str) -> str:
 
 
 def _strings(urls: list[Any], alts: list[Any]) -> tuple[pa.Array, pa.Array, np.ndarray]:
-    """Both lists as string arrays; a non-string URL or alt becomes null and is marked invalid."""
+    """Both lists as string arrays; a non-string URL or alt becomes null and is marked invalid (a missing
+    alt, None, is not invalid: that is no_alt; a missing URL is)."""
     try:
-        return pa.array(urls, pa.string()), pa.array(alts, pa.string()), np.zeros(len(urls), dtype=bool)
+        url = pa.array(urls, pa.string())
+        return url, pa.array(alts, pa.string()), ~_mask(pc.is_valid(url))
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         invalid = np.array(
             [
@@ -185,7 +202,8 @@ def _lower_scheme(url: pa.Array, is_http: np.ndarray) -> pa.Array:
 
 
 def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.ndarray) -> pa.Array:
-    """Relative URLs joined to their page base: common forms in Arrow, the rest with urljoin."""
+    """Relative URLs joined to their page base: common forms in Arrow, the rest with urljoin (null where
+    the base or the URL does not parse)."""
     rows = np.flatnonzero(relative)
     if not len(rows):
         return url
@@ -203,15 +221,12 @@ def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.
     slow = np.flatnonzero(_needs_urljoin(stripped) | ~joinable)
     if len(slow):
         originals = raw.take(pa.array(slow)).to_pylist()
-        fixed = [
-            urljoin(bases[pages[i]], u) if bases[pages[i]] else u
-            for i, u in zip(slow, originals, strict=True)
-        ]
+        fixed = [join_url(bases[pages[i]], u) for i, u in zip(slow, originals, strict=True)]
         joined = _replace_rows(joined, slow, fixed)
     return pc.replace_with_mask(url, pa.array(relative), joined)
 
 
-def _replace_rows(values: pa.Array, rows: np.ndarray, replacements: list[str]) -> pa.Array:
+def _replace_rows(values: pa.Array, rows: np.ndarray, replacements: list[str | None]) -> pa.Array:
     """`values` with rows[i] set to replacements[i] (rows ascending), the rest untouched in Arrow."""
     mask = np.zeros(len(values), dtype=bool)
     mask[rows] = True
@@ -270,7 +285,10 @@ def _base_parts(base: str) -> tuple[str, str, str]:
     if plain:  # what urlsplit returns for it, without its general machinery
         scheme, netloc, path = plain.group(1).lower(), plain.group(2), plain.group(3) or ""
     else:
-        parts = urlsplit(base)
+        try:
+            parts = urlsplit(base)
+        except ValueError:  # unparsable: its links go to join_url, which says so
+            return "", "", ""
         scheme, netloc, path = parts.scheme, parts.netloc, parts.path
     directory = path.rsplit("/", 1)[0] + "/" if "/" in path else "/"
     if "/." in directory:  # dot segments, which urljoin removes: every link of this base goes to urljoin

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from openpairs.index.search import Filters
 from openpairs.serve.config import ApiError
 from openpairs.serve.limits import parse_json_object
-from openpairs.serve.schemas import IndexInfo, SearchRequest, SearchResponse
+from openpairs.serve.schemas import IndexInfo, SearchRequest, SearchResponse, error_responses
 from openpairs.serve.service import Service
 
 FORM_FILE_FIELD = "image"
@@ -101,7 +101,12 @@ def router(service: Service) -> APIRouter:
     """The /api routes bound to `service`."""
     api = APIRouter(prefix="/api", tags=["search"])
 
-    @api.post("/search", response_model=SearchResponse, openapi_extra=SEARCH_BODY_DOC)
+    @api.post(
+        "/search",
+        response_model=SearchResponse,
+        openapi_extra=SEARCH_BODY_DOC,
+        responses=error_responses(400, 403, 404, 413, 422, 503),
+    )
     async def search(request: Request) -> Response:
         """k nearest neighbours of a text, image, image URL, embedding or stored-id query."""
         query = await read_request(request, service)

@@ -13,7 +13,12 @@ from openpairs.index.search import Filters
 from openpairs.serve.api import query_vector
 from openpairs.serve.config import ApiError
 from openpairs.serve.limits import parse_json_object
-from openpairs.serve.schemas import SearchRequest
+from openpairs.serve.schemas import (
+    KNN_REQUEST_DOC,
+    METADATA_REQUEST_DOC,
+    SearchRequest,
+    error_responses,
+)
 from openpairs.serve.service import Service
 
 
@@ -57,7 +62,9 @@ def router(service: Service) -> APIRouter:
         """Names of the served indexes."""
         return [service.name]
 
-    @compat.post("/knn-service")
+    @compat.post(
+        "/knn-service", openapi_extra=KNN_REQUEST_DOC, responses=error_responses(400, 403, 404, 413, 422, 503)
+    )
     async def knn_service(request: Request) -> list[dict[str, Any]]:
         """clip-retrieval's kNN query: results with id, similarity and metadata for the first num_images."""
         payload = parse_json_object(await request.body())
@@ -78,7 +85,9 @@ def router(service: Service) -> APIRouter:
         head = [_with_metadata(r) for r in results[:num_images]]
         return head + [{"id": r["id"], "similarity": r["similarity"]} for r in results[num_images:]]
 
-    @compat.post("/metadata")
+    @compat.post(
+        "/metadata", openapi_extra=METADATA_REQUEST_DOC, responses=error_responses(400, 404, 413, 422)
+    )
     async def metadata(request: Request) -> list[dict[str, Any]]:
         """Metadata of result ids: [{"id": i, "metadata": {...}}]."""
         payload = parse_json_object(await request.body())

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 QUERY_FIELDS = ("text", "image", "image_url", "embedding", "id")
 
 
+def _exactly_one_query(schema: dict[str, Any]) -> None:
+    """Say in the JSON schema what `_one_query` checks: exactly one query field is given (not null)."""
+    schema["oneOf"] = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in QUERY_FIELDS
+    ]
+
+
 class SearchRequest(BaseModel):
     """One query (exactly one of text, image, image_url, embedding, id) plus the result options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_query)
 
     text: str | None = Field(None, description="text query, encoded with the dataset's CLIP text model")
     image: str | None = Field(None, description="image query as base64 (or a data: URL)")
@@ -72,3 +79,62 @@ class IndexInfo(BaseModel):
     image_url_queries: bool
     max_k: int
     clip_error: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """A refused request: its 4xx (or 503) status comes with one line saying why."""
+
+    detail: str
+
+
+ERROR_DESCRIPTIONS = {
+    400: "the body is not JSON (or not a readable multipart form)",
+    403: "image_url queries are disabled on this server",
+    404: "unknown index, modality or id",
+    413: "the body, text, image or id list is over the server's limit",
+    422: "the query is invalid (the message names the field)",
+    503: "text and image queries need the CLIP model, which is not loaded",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the error statuses an endpoint may answer."""
+    return {code: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_TEXT_OR_NULL: dict[str, Any] = {"type": ["string", "null"]}
+_COUNT = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}], "description": "an integer >= 1"}
+KNN_REQUEST_DOC = _json_body(
+    {
+        "type": "object",
+        "description": "clip-retrieval's query: exactly one of text, image, image_url, embedding_input",
+        "properties": {
+            "text": _TEXT_OR_NULL,
+            "image": _TEXT_OR_NULL,
+            "image_url": _TEXT_OR_NULL,
+            "embedding_input": {"type": ["array", "null"], "items": {"type": "number"}},
+            "modality": {"enum": ["image", "text"]},
+            "num_images": _COUNT,
+            "num_result_ids": _COUNT,
+            "indice_name": _TEXT_OR_NULL,
+            "use_safety_model": {"description": "any value; true-ish drops unsafe results"},
+            "deduplicate": {"description": "any value; true-ish drops near-duplicates"},
+        },
+        "oneOf": [
+            {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+            for name in ("text", "image", "image_url")
+        ]
+        + [{"required": ["embedding_input"], "properties": {"embedding_input": {"type": "array"}}}],
+    }
+)
+METADATA_REQUEST_DOC = _json_body(
+    {
+        "type": "object",
+        "required": ["ids"],
+        "properties": {"ids": {"type": "array", "items": {"type": "integer"}}, "indice_name": _TEXT_OR_NULL},
+    }
+)

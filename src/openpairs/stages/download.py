@@ -28,7 +28,7 @@ from openpairs.io import fs as ofs
 from openpairs.net.config import FetchConfig
 from openpairs.stages import download_write as dw
 from openpairs.stages.download_memory import Backlog, process_bounded, trim_malloc, tune_malloc
-from openpairs.stages.inputs import EXPECTED_SHA256, InputSpec, normalise
+from openpairs.stages.inputs import EXPECTED_SHA256, INPUT_ERROR, INTERNAL_COLUMNS, InputSpec, normalise
 from openpairs.stages.runner import ShardTask
 
 STAGE = "download"
@@ -132,8 +132,12 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
     try:
         outcomes, todo = _previous(config, task, keys, spool)
         urls: list[str | None] = inputs.column("url").to_pylist()
-        hashes = _expected_hashes(inputs, bool(config.verify_hash))
-        rows = [(i, keys[i], urls[i], hashes[i]) for i in todo]
+        hashes = _internal(inputs, EXPECTED_SHA256) if config.verify_hash else [None] * len(keys)
+        unreadable = _internal(inputs, INPUT_ERROR)
+        for i in todo:
+            if unreadable[i]:  # a row the input reader could not read: never fetched
+                outcomes[i] = dw.Outcome(Status.INVALID_URL, unreadable[i])
+        rows = [(i, keys[i], urls[i], hashes[i]) for i in todo if not unreadable[i]]
         fetched = _run_async(_fetch_rows(config, rows, spool, stats))
         for i, outcome in fetched.items():
             outcomes[i] = outcome
@@ -162,18 +166,18 @@ def read_input_shard(path: str, config: DownloadConfig) -> pa.Table:
     if raw.schema.names[: len(CANDIDATE_SCHEMA)] == CANDIDATE_SCHEMA.names and "key" in raw.column_names:
         extras = {n for n in raw.column_names if n not in CANDIDATE_SCHEMA.names}
         needed = {EXPECTED_SHA256} if config.verify_hash else set()
-        if needed <= extras <= {*config.save_additional_columns, EXPECTED_SHA256}:
+        if needed <= extras <= {*config.save_additional_columns, *INTERNAL_COLUMNS}:
             return raw  # already normalised by planning
     spec = InputSpec(path, "parquet", "url", "caption", config.save_additional_columns, config.verify_hash)
     table = normalise(raw, spec)
     return table.set_column(0, "key", raw.column("key").cast(pa.string()))
 
 
-def _expected_hashes(inputs: pa.Table, verify: bool) -> list[str | None]:
-    """Each row's expected sha256 (--verify-hash), or None where there is none to check."""
-    if not verify or EXPECTED_SHA256 not in inputs.column_names:
+def _internal(inputs: pa.Table, name: str) -> list[str | None]:
+    """Each row's value of an internal column (expected sha256, input error), None where it has none."""
+    if name not in inputs.column_names:
         return [None] * inputs.num_rows
-    return inputs.column(EXPECTED_SHA256).to_pylist()  # type: ignore[no-any-return]
+    return inputs.column(name).to_pylist()  # type: ignore[no-any-return]
 
 
 def _previous(

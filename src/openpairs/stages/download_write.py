@@ -66,14 +66,14 @@ class Spool:
 def output_table(inputs: pa.Table, outcomes: list[Outcome]) -> pa.Table:
     """Input rows with the download fields appended (candidate columns, download fields, extras)."""
     from openpairs.core.schemas import CANDIDATE_SCHEMA
-    from openpairs.stages.inputs import EXPECTED_SHA256
+    from openpairs.stages.inputs import INTERNAL_COLUMNS
 
     table = inputs.select(CANDIDATE_SCHEMA.names)
     for name, kind in DOWNLOAD_FIELDS:
         values = pa.array([getattr(o, name) for o in outcomes], kind)  # type: ignore[call-overload]
         table = table.append_column(name, values)
     for name in inputs.column_names:
-        if name not in CANDIDATE_SCHEMA.names and name != EXPECTED_SHA256:
+        if name not in CANDIDATE_SCHEMA.names and name not in INTERNAL_COLUMNS:
             table = table.append_column(inputs.schema.field(name), inputs.column(name))
     return table
 

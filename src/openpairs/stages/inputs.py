@@ -7,21 +7,20 @@ is never loaded whole.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+from isal import isal_zlib
 
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.io import fs as ofs
+from openpairs.stages.input_readers import INPUT_ERROR, raw_batches, to_text
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl", "json", "txt")
-BATCH_ROWS = 8192
+PER_RECORD = ("jsonl", "json", "txt")  # formats whose records name their own fields
 # Column names tried, in order, when --url-col / --caption-col are not given (LAION's first letters up).
 URL_ALIASES = ("url", "URL", "link", "image_url")
 CAPTION_ALIASES = ("caption", "TEXT", "text", "alt", "ALT")
@@ -29,6 +28,17 @@ CAPTION_ALIASES = ("caption", "TEXT", "text", "alt", "ALT")
 COLUMN_ALIASES = {"license": ("license", "LICENSE"), "language": ("language", "LANGUAGE")}
 # Where `normalise` puts the values of InputSpec.hash_col (hex strings); never written to an output.
 EXPECTED_SHA256 = "_expected_sha256"
+# What reading a file that cannot be read at all raises: bad structure, I/O, a damaged .gz (zlib or isal).
+UNREADABLE_FILE = (
+    ValueError,
+    OSError,
+    EOFError,
+    zlib.error,
+    isal_zlib.error,
+    pa.ArrowException,
+)
+# Columns of a normalised table that only the download reads (never written to an output).
+INTERNAL_COLUMNS = (EXPECTED_SHA256, INPUT_ERROR)
 
 
 @dataclass(frozen=True)
@@ -74,21 +84,32 @@ def iter_rows(spec: InputSpec) -> Iterator[pa.Table]:
     """Normalised batches (candidate columns + extra columns, no key) of every input file, in order."""
     for path in input_files(spec):
         fmt = file_format(path, spec.input_format)
-        for batch in _raw_batches(path, fmt):
-            if batch.num_rows:
-                yield normalise(pa.Table.from_batches([batch]), spec, stringify_extras=fmt != "parquet")
+        try:
+            for batch in raw_batches(path, fmt):
+                if batch.num_rows:
+                    table = pa.Table.from_batches([batch])
+                    yield normalise(
+                        table, spec, stringify_extras=fmt != "parquet", per_record=fmt in PER_RECORD
+                    )
+        except FileNotFoundError:
+            raise
+        except UNREADABLE_FILE as exc:  # type: ignore[misc]  # (isal's stub: its error is a class)
+            raise ValueError(f"cannot read {fmt} input {path}: {exc}") from exc
 
 
-def normalise(raw: pa.Table, spec: InputSpec, stringify_extras: bool = False) -> pa.Table:
-    """Map a raw batch onto CANDIDATE_SCHEMA (missing columns null) plus the extra columns asked for."""
+def normalise(
+    raw: pa.Table, spec: InputSpec, stringify_extras: bool = False, per_record: bool = False
+) -> pa.Table:
+    """Map a raw batch onto CANDIDATE_SCHEMA (missing columns null) plus the extra columns asked for and
+    the INTERNAL_COLUMNS. `per_record`: the batch's columns are its records' fields (JSON), so a missing
+    URL or caption column means these records have none, not that the input lacks it."""
     names = raw.column_names
-    url = _pick(names, spec.url_col, URL_ALIASES, "url")
-    if url is None:
-        raise ValueError(f"no URL column in input (columns: {', '.join(names)}); pass --url-col")
     picked: dict[str, str | None] = {
-        "url": url,
-        "caption": _pick(names, spec.caption_col, CAPTION_ALIASES, "caption"),
+        "url": _pick(names, spec.url_col, URL_ALIASES, "url", per_record),
+        "caption": _pick(names, spec.caption_col, CAPTION_ALIASES, "caption", per_record),
     }
+    if picked["url"] is None and not per_record:
+        raise ValueError(f"no URL column in input (columns: {', '.join(names)}); pass --url-col")
     for column in CANDIDATE_SCHEMA.names:
         if column not in picked:
             picked[column] = _pick(names, "", COLUMN_ALIASES.get(column, (column,)), column)
@@ -99,12 +120,15 @@ def normalise(raw: pa.Table, spec: InputSpec, stringify_extras: bool = False) ->
             continue
         values: Any = raw.column(extra) if extra in names else pa.nulls(raw.num_rows, pa.string())
         if stringify_extras and not pa.types.is_string(values.type):
-            values = pa.array([_to_text(v) for v in values.to_pylist()], pa.string())
+            values = pa.array([to_text(v) for v in values.to_pylist()], pa.string())
         arrays.append(values)
         fields.append(pa.field(extra, values.type))
     if spec.hash_col:
-        arrays.append(_hex_digests(raw.column(_pick(names, spec.hash_col, (), "--verify-hash"))))
+        hashes = _pick(names, spec.hash_col, (), "--verify-hash", per_record)
+        arrays.append(_hex_digests(raw.column(hashes) if hashes else pa.nulls(raw.num_rows)))
         fields.append(pa.field(EXPECTED_SHA256, pa.string()))
+    arrays.append(_column(raw, INPUT_ERROR if INPUT_ERROR in names else None, pa.string()))
+    fields.append(pa.field(INPUT_ERROR, pa.string()))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
@@ -117,11 +141,13 @@ def _hex_digests(column: Any) -> pa.Array:
     return pa.array(digests, pa.string())
 
 
-def _pick(names: list[str], wanted: str, aliases: tuple[str, ...], what: str) -> str | None:
+def _pick(
+    names: list[str], wanted: str, aliases: tuple[str, ...], what: str, optional: bool = False
+) -> str | None:
     if wanted:
-        if wanted not in names:
+        if wanted not in names and not optional:
             raise ValueError(f"input has no {what} column {wanted!r} (columns: {', '.join(names)})")
-        return wanted
+        return wanted if wanted in names else None
     return next((a for a in aliases if a in names), None)
 
 
@@ -144,104 +170,6 @@ def _safe_cast(value: Any, kind: pa.DataType) -> Any:
         return pa.scalar(value).cast(kind).as_py()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return str(value) if pa.types.is_string(kind) else None
-
-
-def _to_text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _raw_batches(path: str, fmt: str) -> Iterator[pa.RecordBatch]:
-    with ofs.open_file(path, "rb", compression="infer") as handle:
-        if fmt == "parquet":
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=BATCH_ROWS)
-        elif fmt in ("csv", "tsv"):
-            yield from _csv_batches(handle, "\t" if fmt == "tsv" else ",")
-        elif fmt == "txt":
-            yield from _pylist_batches({"url": line.strip()} for line in _lines(handle) if line.strip())
-        elif fmt == "jsonl":
-            yield from _pylist_batches(_json_object(line) for line in _lines(handle) if line.strip())
-        else:
-            yield from _pylist_batches(_json_array(handle))
-
-
-def _csv_batches(handle: IO[bytes], delimiter: str) -> Iterator[pa.RecordBatch]:
-    """CSV/TSV with a header row, every column read as text, block by block."""
-    import pyarrow.csv as pcsv
-
-    header = handle.readline().decode("utf-8-sig")
-    names = next(csv.reader([header], delimiter=delimiter), [])
-    if not names:
-        return
-    stream = pcsv.open_csv(
-        handle,
-        read_options=pcsv.ReadOptions(column_names=names, block_size=1 << 20),
-        parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-        convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}),
-    )
-    yield from stream
-
-
-def _lines(handle: IO[bytes]) -> Iterator[str]:
-    yield from io.TextIOWrapper(handle, encoding="utf-8", errors="replace")
-
-
-def _json_object(line: str) -> dict[str, Any]:
-    """One JSON-lines record; a broken line becomes a row without a URL (counted invalid_url)."""
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _json_array(handle: IO[bytes], chunk: int = 1 << 20) -> Iterator[dict[str, Any]]:
-    """The objects of a top-level JSON array, decoded incrementally."""
-    decoder = json.JSONDecoder()
-    reader = io.TextIOWrapper(handle, encoding="utf-8", errors="replace")
-    buffer, position, started = "", 0, False
-    while True:
-        more = reader.read(chunk)
-        buffer = buffer[position:] + more
-        position = 0
-        while True:
-            while position < len(buffer) and buffer[position] in " \t\r\n,[":
-                started = started or buffer[position] == "["
-                position += 1
-            if position >= len(buffer) or buffer[position] == "]":
-                break
-            try:
-                value, end = decoder.raw_decode(buffer, position)
-            except json.JSONDecodeError:
-                if not more:
-                    raise ValueError("malformed JSON input (expected an array of objects)") from None
-                break  # need more text
-            position = end
-            yield value if isinstance(value, dict) else {}
-        if not more:
-            if not started:
-                raise ValueError("JSON input must be an array of objects")
-            return
-
-
-def _pylist_batches(records: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
-    batch: list[dict[str, Any]] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == BATCH_ROWS:
-            yield _records_batch(batch)
-            batch = []
-    if batch:
-        yield _records_batch(batch)
-
-
-def _records_batch(records: list[dict[str, Any]]) -> pa.RecordBatch:
-    names = list(dict.fromkeys(k for r in records for k in r)) or ["url"]
-    columns = {
-        n: [_to_text(r.get(n)) if not isinstance(r.get(n), str) else r.get(n) for r in records] for n in names
-    }
-    return pa.RecordBatch.from_pydict({n: pa.array(v, pa.string()) for n, v in columns.items()})
 
 
 def _is_dir(path: str) -> bool:
