@@ -70,10 +70,20 @@ def atomic_open(path: str, mode: str = "wb") -> Iterator[IO[Any]]:
         with fs.open(tmp, mode) as handle:
             yield handle
         fs.mv(tmp, target)
-    except BaseException:
+    except BaseException as error:
+        _discard(fs, tmp, error)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = path  # name what could not be written: a full disk's error does not
+        raise
+
+
+def _discard(fs: Any, tmp: str, error: BaseException) -> None:
+    """Remove a temporary after `error`; if that fails too (the store is down), the next run removes it."""
+    try:
         if fs.exists(tmp):
             fs.rm(tmp)
-        raise
+    except Exception as cleanup:
+        error.add_note(f"{tmp} is left for the next run to remove ({type(cleanup).__name__}: {cleanup})")
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
