@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,24 @@ from openpairs.core.stats import ShardStats
 from openpairs.io import fs as ofs
 
 TMP_MARK = ".tmp-"
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})  # no space left, disk quota exceeded
+
+
+class OutOfSpace(Exception):
+    """The output storage is full: the run stops at once (a retry, or the next shard, would only fail
+    the same way); freeing space and rerunning resumes it."""
+
+
+def out_of_space(error: BaseException) -> OSError | None:
+    """The error in `error`'s chain that says the storage is full (ENOSPC, EDQUOT), else None."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno in FULL_ERRNOS:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def shard_name(index: int) -> str:
