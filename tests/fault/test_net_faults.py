@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from openpairs.core.stats import ShardStats
+from openpairs.stages.download import DownloadConfig
 from openpairs.stages.download_write import DOWNLOAD_NAMES
 from openpairs.stages.runner import StageResult
 from tests.download.helpers import FAST, download, rows, write_input
@@ -29,7 +30,7 @@ image_server = pytest.fixture(scope="module")(image_server_fixture)
 MESSAGES = {
     "drop-mid-body": "not enough data to satisfy content length header (received 23340 of 46680",
     "reset-before-headers": "connection reset by peer",
-    "reset-after-headers": "reset",
+    "reset-after-headers": "connection reset by peer",
     "long-length": "not enough data to satisfy content length header (received 46680 of 47680",
     "short-length": "malformed answer: bad status line",
     "broken-chunked": "invalid character in chunk size",
@@ -42,11 +43,10 @@ ATTEMPTS = FAST.retries + 1
 class Runs:
     """The faulty shard's and the clean reference shard's outputs, and what the server counted."""
 
-    urls: dict[str, str]  # row label -> the faulty run's request target
     labels: list[str]
     faulty: Path
     clean: Path
-    result: StageResult  # type: ignore[type-arg]
+    result: StageResult[DownloadConfig]
     counts: dict[str, int]
 
 
@@ -75,7 +75,7 @@ def runs(image_server: ImageServer, tmp_path_factory: pytest.TempPathFactory) ->
     result = download(faulty_in, tmp / "faulty")
     counts = {label: image_server.count(plan[label][0]) for label in labels}
     download(clean_in, tmp / "clean")
-    return Runs({k: plan[k][0] for k in labels}, labels, tmp / "faulty", tmp / "clean", result, counts)
+    return Runs(labels, tmp / "faulty", tmp / "clean", result, counts)
 
 
 def _row(out: Path, labels: list[str], label: str) -> dict[str, Any]:
