@@ -8,18 +8,9 @@ import json
 import pathlib
 from typing import Any
 
-
-def _shared_data(*parts: str) -> pathlib.Path:
-    """`shared/<parts>` beside the nearest folder above this checkout that has it (CI's clone and a
-    worktree nested deeper both find it)."""
-    for folder in pathlib.Path(__file__).resolve().parents[2:]:
-        candidate = folder.joinpath("shared", *parts)
-        if candidate.is_dir():
-            return candidate
-    return pathlib.Path(__file__).resolve().parents[3].joinpath("shared", *parts)
-
-
-CC = _shared_data("data", "commoncrawl")
+# ../shared beside the checkout (a git worktree sits one level deeper: the nearest ancestor's wins)
+_SHARED = [parent / "shared" / "data" / "commoncrawl" for parent in pathlib.Path(__file__).resolve().parents]
+CC = next((folder for folder in _SHARED if folder.is_dir()), _SHARED[3])
 WAT_2014 = (
     CC / "cc-main-2014-35-eugeneware" / "CC-MAIN-20140820021334-00006-ip-10-180-136-8.ec2.internal.warc.wat"
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -110,3 +112,26 @@ def test_libwebp_refuses_broken_bodies_without_crashing(cut: int) -> None:
     broken = body[: len(body) // cut] if cut == 2 else body[:cut]
     assert webp.decode_scaled(broken, 128, 96) is None
     assert webp.decode_scaled(b"RIFF\x00\x00\x00\x00WEBPVP8 garbage" * 3, 128, 96) is None
+
+
+def test_threads_decoding_their_first_webp_at_once_all_use_libwebp() -> None:
+    """libwebp loads lazily: threads that ask for it while it loads must wait for it, not take the OpenCV
+    path (other pixels: a rerun, or a resumed run, would store other bytes)."""
+    script = """
+import threading, sys
+from openpairs.image import webp
+from tests.fixtures import images as fx
+body, start, results = fx.webp(), threading.Barrier(8), []
+def decode():
+    start.wait()
+    results.append(webp.decode_scaled(body, 64, 64))
+threads = [threading.Thread(target=decode) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+missing = sum(result is None for result in results)
+print(missing, len({result.tobytes() for result in results if result is not None}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "1"]  # every thread decoded, to the same pixels

@@ -30,5 +30,15 @@ _register_all()
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point; a full output disk ends the run with one clear line, not a traceback."""
+    try:
+        app()
+    except Exception as error:
+        from openpairs.io.commit import OutOfSpace, out_of_space
+
+        full = out_of_space(error)
+        if not isinstance(error, OutOfSpace) and full is None:
+            raise
+        message = error if isinstance(error, OutOfSpace) else f"{full}; free space, then rerun to resume"
+        typer.echo(f"openpairs: {message}", err=True)
+        raise SystemExit(1) from None

@@ -93,14 +93,16 @@ def extract(
 
 
 def _summarise(outcome: Any, out: str) -> None:
-    """Print the tables; exit 1 (with the list) when some input could not be read at all."""
+    """Print the tables; exit 1 (with the list) when some input failed (unreadable, or its shard could
+    not be written)."""
     print_result("extract", outcome.extract)
     if outcome.dedup is not None:
         _print_dedup(outcome.dedup, out)
     unreadable = outcome.unreadable_inputs()
     if unreadable:
         total = len(outcome.extract.shards) + len(unreadable)
-        typer.echo(f"{len(unreadable)} of {total} inputs could not be read:", err=True)
+        listed = f"{out.rstrip('/')}/extract/failed_shards.jsonl"
+        typer.echo(f"{len(unreadable)} of {total} inputs failed (in {listed}; rerun to retry):", err=True)
         for line in unreadable:
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(1)

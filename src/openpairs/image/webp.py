@@ -78,18 +78,25 @@ def _libwebp() -> Any:
     """The system libwebp with its argument types set, or False when missing or older than 1.0."""
     global _library
     if _library is None:
-        _library = False
-        name = ctypes.util.find_library("webp")
-        try:
-            library = ctypes.CDLL(name) if name else None
-        except OSError:
-            library = None
-        if library is not None and library.WebPGetDecoderVersion() >= _MIN_LIBRARY_VERSION:
-            library.WebPInitDecoderConfigInternal.argtypes = [ctypes.POINTER(_DecoderConfig), ctypes.c_int]
-            library.WebPDecode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_DecoderConfig)]
-            library.WebPFreeDecBuffer.argtypes = [ctypes.POINTER(_DecBuffer)]
-            _library = library
+        # set once, complete: threads decoding at once (a worker's shards, decode threads) may all load
+        # it, but none may see a half-done load as "missing" and decode that image another way
+        _library = _load()
     return _library
+
+
+def _load() -> Any:
+    """Load libwebp and declare the functions used (False when missing or older than 1.0)."""
+    name = ctypes.util.find_library("webp")
+    try:
+        library = ctypes.CDLL(name) if name else None
+    except OSError:
+        return False
+    if library is None or library.WebPGetDecoderVersion() < _MIN_LIBRARY_VERSION:
+        return False
+    library.WebPInitDecoderConfigInternal.argtypes = [ctypes.POINTER(_DecoderConfig), ctypes.c_int]
+    library.WebPDecode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_DecoderConfig)]
+    library.WebPFreeDecBuffer.argtypes = [ctypes.POINTER(_DecBuffer)]
+    return library
 
 
 def available() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,24 @@ from openpairs.core.stats import ShardStats
 from openpairs.io import fs as ofs
 
 TMP_MARK = ".tmp-"
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})  # no space left, disk quota exceeded
+
+
+class OutOfSpace(Exception):
+    """The output storage is full: the run stops at once (a retry, or the next shard, would only fail
+    the same way); freeing space and rerunning resumes it."""
+
+
+def out_of_space(error: BaseException) -> OSError | None:
+    """The error in `error`'s chain that says the storage is full (ENOSPC, EDQUOT), else None."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno in FULL_ERRNOS:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def shard_name(index: int) -> str:
@@ -70,10 +89,20 @@ def atomic_open(path: str, mode: str = "wb") -> Iterator[IO[Any]]:
         with fs.open(tmp, mode) as handle:
             yield handle
         fs.mv(tmp, target)
-    except BaseException:
+    except BaseException as error:
+        _discard(fs, tmp, error)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = path  # name what could not be written: a full disk's error does not
+        raise
+
+
+def _discard(fs: Any, tmp: str, error: BaseException) -> None:
+    """Remove a temporary after `error`; if that fails too (the store is down), the next run removes it."""
+    try:
         if fs.exists(tmp):
             fs.rm(tmp)
-        raise
+    except Exception as cleanup:
+        error.add_note(f"{tmp} is left for the next run to remove ({type(cleanup).__name__}: {cleanup})")
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:

@@ -11,6 +11,7 @@ import aiohttp
 from yarl import URL
 
 from openpairs.core.status import Status, http_status
+from openpairs.net.body import read_capped
 from openpairs.net.config import FetchConfig, FetchResult
 from openpairs.net.guard import AddressPolicy, BlockedAddressError, mirror_addresses, parse_ip
 from openpairs.net.optout import opted_out
@@ -44,6 +45,9 @@ class Fetcher:
         self._session = aiohttp.ClientSession(
             connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
         )
+        # aiohttp silently sends a GET again after a reset or a disconnect before the answer; our retry
+        # policy (counted, backed off, per-host health) is the only one, so a reset costs one attempt
+        self._session._retry_connection = False
         if self.config.respect_robots_txt:
             from openpairs.net.robots import RobotsCache
 
@@ -143,6 +147,9 @@ class Fetcher:
             return FetchResult(Status.CONNECTION_ERROR, error=f"{type(exc).__name__}: {exc}")
         except (TimeoutError, aiohttp.ServerTimeoutError):
             return FetchResult(Status.TIMEOUT, error=f"no complete answer within {self.config.timeout:g}s")
+        except aiohttp.ClientResponseError as exc:  # an answer the HTTP parser refused (its 400 is its own)
+            message = " ".join(exc.message.split())
+            return FetchResult(Status.CONNECTION_ERROR, error=f"malformed answer: {message}")
         except (aiohttp.InvalidURL, ValueError, UnicodeError) as exc:
             return FetchResult(Status.INVALID_URL, error=f"{type(exc).__name__}: {exc}")
         except (aiohttp.ClientError, OSError) as exc:
@@ -173,7 +180,7 @@ class Fetcher:
             mime = response.headers.get("Content-Type", "")
             if (response.content_length or 0) > max_bytes:
                 return FetchResult(Status.BODY_TOO_LARGE, error=f"Content-Length {response.content_length}")
-            body = await _read_capped(response, max_bytes)
+            body = await read_capped(response, max_bytes)
             if body is None:
                 return FetchResult(Status.BODY_TOO_LARGE, error=f"body over {max_bytes} bytes")
             return FetchResult(Status.OK, body=body, mime=mime)
@@ -186,20 +193,6 @@ class Fetcher:
         if self.config.mirror:
             absolute = unmirror_url(self.config.mirror, absolute) or url.join(URL(location))
         return FetchResult(Status.OK, location=str(absolute))
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, or None as soon as it grows past `limit` bytes (the rest is never read)."""
-    if response.content_length is not None:
-        return await response.read()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _blocked_cause(exc: BaseException) -> BlockedAddressError | None:

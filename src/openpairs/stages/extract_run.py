@@ -29,7 +29,7 @@ class ExtractOutcome:
     dedup: ShardStats | None
 
     def unreadable_inputs(self) -> list[str]:
-        """Inputs that could not be read at all."""
+        """Inputs that failed: unreadable, or their shard could not be written (after its retries)."""
         return [f"{failure['inputs'][0]}: {failure['error']}" for failure in self.extract.failed]
 
 

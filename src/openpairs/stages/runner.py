@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,7 @@ def run_stage(
             for task, outcome in _outcomes(runner, work, todo, executor.retries):
                 done += 1
                 if isinstance(outcome, BaseException):
+                    _stop_if_full(outcome, task, len(result.shards), len(tasks))
                     result.failed.append(_failure(task, outcome))
                     outcome_stats = None
                 else:
@@ -94,6 +96,10 @@ def run_stage(
                     outcome_stats = outcome
                 if progress:
                     progress(done, len(tasks), outcome_stats)
+        except commit.OutOfSpace:
+            runner.close()  # (idempotent) the shards in flight stop before what they were writing goes
+            commit.remove_stale_temporaries(tasks[0].paths.directory)
+            raise
         finally:
             runner.close()
     result.shards.sort(key=lambda s: s.shard)
@@ -133,10 +139,21 @@ def _attempt(
                 stats.error(f"worker_lost: {reason}")
             task.paths.commit_stats(stats)
             return stats
-        except Exception:
-            if attempt == retries:
+        except Exception as error:
+            if attempt == retries or commit.out_of_space(error) is not None:
                 raise
     raise AssertionError("unreachable")
+
+
+def _stop_if_full(error: BaseException, task: ShardTask, done: int, total: int) -> None:
+    """Raise OutOfSpace when `error` says the output storage is full: every shard left would fail too."""
+    full = commit.out_of_space(error)
+    if full is not None:
+        where = full.filename or f"{task.paths.directory} or the temporary folder {tempfile.gettempdir()}"
+        raise commit.OutOfSpace(
+            f"no space left on device writing {where}: stopped with {done} of {total} shards done; "
+            "free space, then rerun the same command to resume"
+        ) from error
 
 
 def _failure(task: ShardTask, error: BaseException) -> dict[str, Any]:
