@@ -95,7 +95,7 @@ def _resolve(preset: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
     try:
         config = stage_config(ClipConfig, "clip", preset, **overrides)
     except ValueError as error:
-        _console().print(f"[red]clip: {error}")
+        _console().print(f"clip: {error}", style="red", markup=False, highlight=False)
         raise typer.Exit(code=2) from error
     return config, load_models(config, "clip")
 
@@ -108,7 +108,7 @@ def load_models(config: Any, command: str) -> Any:
     try:
         return preload(config)
     except (ValueError, RuntimeError) as error:
-        _console().print(f"[red]{command}: {error}")
+        _console().print(f"{command}: {error}", style="red", markup=False, highlight=False)
         raise typer.Exit(code=2) from error
 
 
