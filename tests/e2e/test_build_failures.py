@@ -73,7 +73,9 @@ def test_failed_shard_withholds_exports_and_report_until_the_rerun(tmp_path: Pat
     code, output = _build([present, late], out, web, checkpoint)
     assert code == 0, output
     assert not (out / "extract" / "failed_shards.jsonl").exists()
-    assert (out / "report" / "index.html").exists() and (out / "dataset" / "laion400m").is_dir()
+    assert (out / "dataset" / "laion400m").is_dir()
+    report = (out / "report" / "index.html").read_text()  # the clip stage's note on its null heads shows
+    assert "no LAION head fits openpairs-tiny-random (64-d): punsafe and aesthetic are null" in report
 
     clean = tmp_path / "clean"
     assert _build([present, late], clean, web, checkpoint)[0] == 0
