@@ -27,7 +27,7 @@ def test_clip_cli_runs_resumes_and_records_config(tmp_path: Path, tiny_ckpt: str
     assert (
         "RANDOM weights" in output
         and "pwatermark will be null" in output
-        and "punsafe will be null" in output
+        and "no LAION head fits openpairs-tiny-random (64-d): punsafe and aesthetic are null" in output
     )
     assert "2 rows in, 1 kept" in output and "missing_image" in output
     assert (tmp_path / "clip" / "dup_groups.parquet").exists()

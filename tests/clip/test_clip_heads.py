@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openpairs.models.heads import aesthetic_head, heads_for, nsfw_detector
+from openpairs.models.heads import aesthetic_head, choose_heads, nsfw_detector
 from openpairs.models.nsfw_tags import NSFW, UNLIKELY, UNSURE, UNTAGGED, nsfw_prompts, tag_nsfw
 from tests.clip.conftest import DATA
 
@@ -54,14 +54,45 @@ def test_aesthetic_heads_rank_rating_embeddings(head: str, ratings: str) -> None
     assert np.all(np.diff(scores) > 0), scores
 
 
-def test_heads_follow_the_clip_architecture() -> None:
-    punsafe, aesthetic = heads_for("ViT-B-32", 512)
-    assert punsafe is nsfw_detector("b32") and aesthetic is aesthetic_head("v1-b32")
-    punsafe, aesthetic = heads_for("ViT-L-14-quickgelu", 768)
-    assert punsafe is nsfw_detector("l14") and aesthetic is aesthetic_head("v2-l14")
-    assert heads_for("ViT-B-16", 512) == (None, aesthetic_head("v1-b16"))
-    assert heads_for("openpairs-tiny-random", 64) == (None, None)
-    assert heads_for("ViT-B-32", 768) == (None, None)  # a dim that does not fit is never scored
+def test_heads_follow_the_architecture_on_openai_weights() -> None:
+    b32 = choose_heads("ViT-B-32", "openai", 512)
+    assert (b32.punsafe, b32.aesthetic, b32.note) == (nsfw_detector("b32"), aesthetic_head("v1-b32"), None)
+    l14 = choose_heads("ViT-L-14-quickgelu", "OpenAI", 768, checkpoint="/models/ViT-L-14.pt")
+    assert (l14.punsafe, l14.aesthetic, l14.note) == (nsfw_detector("l14"), aesthetic_head("v2-l14"), None)
+    b16 = choose_heads("ViT-B-16", "openai", 512)
+    assert (b16.punsafe, b16.aesthetic) == (None, aesthetic_head("v1-b16"))
+    assert b16.note == "LAION has no NSFW head for ViT-B-16: punsafe is null"
+    for model, dim in [("openpairs-tiny-random", 64), ("ViT-B-32", 768), ("RN50", 1024)]:
+        unfit = choose_heads(model, "openai", dim)  # a dim that does not fit is never scored
+        assert (unfit.punsafe, unfit.aesthetic) == (None, None) and f"no LAION head fits {model}" in str(
+            unfit.note
+        )
+
+
+@pytest.mark.parametrize(
+    ("pretrained", "checkpoint", "weights"),
+    [
+        ("laion2b_s34b_b79k", None, "pretrained tag 'laion2b_s34b_b79k'"),
+        (None, "/m/finetuned.pt", "checkpoint /m/finetuned.pt (no pretrained tag)"),
+        ("", None, "no pretrained tag"),
+    ],
+)
+def test_heads_stay_off_other_weights_unless_forced(
+    pretrained: str | None, checkpoint: str | None, weights: str
+) -> None:
+    auto = choose_heads("ViT-B-32", pretrained, 512, "auto", checkpoint)
+    assert (auto.punsafe, auto.aesthetic) == (None, None)
+    assert auto.note == (
+        "punsafe and aesthetic are null: LAION's heads were trained on OpenAI's ViT-B-32 weights, not on "
+        f"{weights} (--clip-heads force, or clip.heads=force, applies them anyway)"
+    )
+    forced = choose_heads("ViT-B-32", pretrained, 512, "force", checkpoint)
+    assert (forced.punsafe, forced.aesthetic) == (nsfw_detector("b32"), aesthetic_head("v1-b32"))
+    assert forced.note == f"LAION heads forced onto {weights}: punsafe and aesthetic may be meaningless"
+    off = choose_heads("ViT-B-32", "openai", 512, "off")
+    assert (off.punsafe, off.aesthetic) == (None, None) and "turned off" in str(off.note)
+    with pytest.raises(ValueError, match="heads must be one of auto, force, off"):
+        choose_heads("ViT-B-32", "openai", 512, "sometimes")
 
 
 def test_nsfw_tag_top2_rule_on_synthetic_embeddings() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -12,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from openpairs.stages.download_plan import plan_tasks, reopen_transient
-from tests.download.helpers import FAST, download, rows, write_input
+from tests.download.helpers import rows, write_input
 from tests.fixtures.images import OK_NAMES, all_fixtures
 from tests.fixtures.webserver import ImageServer, image_server_fixture
 
@@ -76,26 +76,35 @@ def test_sigkill_at_random_points_then_rerun_is_identical(image_server: ImageSer
 
 
 def test_retry_failed_refetches_only_transient_rows(image_server: ImageServer, tmp_path: Path) -> None:
+    """`openpairs download --retry-failed` (the command, in a subprocess) asks the server again for the
+    transient failures only, and ends with the bytes of a run that never saw them."""
     image_server.reset_counts()
     paths = ["/flaky?id=retry1", "/status/404", "/img/png_rgb", "/flaky?id=retry2&image=webp"]
     inp = write_input(tmp_path / "in.parquet", [image_server.url(p) for p in paths])
     out = tmp_path / "out"
-    first = download(inp, out, retries=0)
+    first = subprocess.run(
+        [*command(inp, out), "--retries", "0"], capture_output=True, text=True, timeout=300
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
     assert [r["status"] for r in rows(out)] == ["http_500", "http_404", "ok", "http_500"]
-    assert first.total.rows_out == 1
+    assert image_server.total() == 4
     tar_before = (out / "shards" / "00000.tar").read_bytes()
 
-    tasks = plan_tasks(FAST.input_spec(str(inp)), str(out), FAST.shard_size)
-    assert reopen_transient(tasks) == 1
-    second = download(inp, out, retries=0, retry_failed=True)
+    retried = [*command(inp, out), "--retries", "0", "--retry-failed"]
+    second = subprocess.run(retried, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "--retry-failed: 1 finished shard(s) have transient failures to retry" in second.stdout
     assert [r["status"] for r in rows(out)] == ["ok", "http_404", "ok", "ok"]
-    assert second.total.rows_in == 4 and second.total.rows_out == 3 and second.total.is_balanced()
-    assert image_server.count("/status/404") == 1 and image_server.count("/img/png_rgb") == 1
-    assert image_server.count("/flaky") == 4
-    tar_after = (out / "shards" / "00000.tar").read_bytes()
-    assert len(tar_after) > len(tar_before)
+    assert image_server.count("/flaky") == 4  # the two flaky rows, asked twice each
+    assert image_server.count("/status/404") == 1 and image_server.count("/img/png_rgb") == 1  # not again
+    stats = json.loads((out / "shards" / "00000_stats.json").read_text())
+    assert stats["rows_in"] == 4 and stats["rows_out"] == 3
+    assert len((out / "shards" / "00000.tar").read_bytes()) > len(tar_before)
 
-    fresh = tmp_path / "fresh"
-    download(inp, fresh, retries=0)  # the flaky routes now answer at once: a clean run gives the same bytes
+    fresh = tmp_path / "fresh"  # the flaky routes now answer at once: a clean run gives the same bytes
+    subprocess.run([*command(inp, fresh), "--retries", "0"], check=True, capture_output=True, timeout=300)
     assert shard_files(fresh) == shard_files(out)
-    assert reopen_transient(tasks) == 0
+    requests = image_server.total()
+    third = subprocess.run(retried, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0 and "0 finished shard(s)" in third.stdout
+    assert image_server.total() == requests  # nothing transient left: no request at all

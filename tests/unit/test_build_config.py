@@ -12,13 +12,13 @@ from openpairs.build.config import build_config, parse_settings
 def test_settings_are_typed_by_their_field() -> None:
     parsed = parse_settings([
         "download.image_size=384", "download.upscale=true", "filter.max_punsafe=0.5",
-        "extract.drop_extensions=.svg,.gif", "clip.pretrained=none", "dedup.dedup=url",
+        "extract.drop_extensions=.svg,.gif", "clip.pretrained=none", "dedup.dedup=url", "clip.heads=force",
     ])  # fmt: skip
     assert parsed == {
         "download": {"image_size": 384, "upscale": True},
         "filter": {"max_punsafe": 0.5},
         "extract": {"drop_extensions": (".svg", ".gif")},
-        "clip": {"pretrained": None},
+        "clip": {"pretrained": None, "heads": "force"},
         "dedup": {"dedup": "url"},
     }
 
@@ -47,3 +47,6 @@ def test_config_json_has_every_stage_and_versions() -> None:
     assert data["versions"]["openpairs"] == "0.1.0"
     with pytest.raises(ValueError, match="unknown stage"):
         build_config("laion5b", {"nope": {}})
+    assert build_config("laion5b", parse_settings(["clip.heads=force"])).clip.heads == "force"
+    with pytest.raises(ValueError, match="heads must be one of auto, force, off"):
+        build_config("laion5b", parse_settings(["clip.heads=always"]))

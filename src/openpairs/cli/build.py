@@ -54,9 +54,28 @@ def build(
         config = build_config(preset, overrides, formats, samples_per_shard)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    _prepare(inputs, out, config)
     with progress_rows() as progress_for:
         result = run_build(inputs, out, config, executor_config(executor, workers, ray_address), progress_for)
     _finish(result)
+
+
+def _prepare(inputs: list[str], out: str, config: Any) -> None:
+    """Before anything is written to DIR: load the models (a missing one stops here, with its message),
+    say which annotations are null and why, and refuse a different input list for the same DIR."""
+    from rich.console import Console
+
+    from openpairs.cli.clip import announce, load_models
+    from openpairs.stages.extract_run import InputListChanged, check_inputs
+
+    models = load_models(config.clip, "build")
+    console = Console(stderr=True)
+    try:
+        check_inputs(inputs, out)
+    except (InputListChanged, FileNotFoundError) as error:
+        console.print(f"build: {error}", style="red", markup=False, highlight=False)
+        raise typer.Exit(code=2) from error
+    announce(console, config.clip, models)
 
 
 def demo(

@@ -28,6 +28,14 @@ WatermarkOpt = Annotated[
     str | None,
     typer.Option("--watermark-checkpoint", help="LAION watermark_model_v1.pt (else pwatermark is null)"),
 ]
+HeadsOpt = Annotated[
+    str,
+    typer.Option(
+        "--clip-heads",
+        help="LAION punsafe/aesthetic heads: auto (only on OpenAI's weights, which they were trained on), "
+        "force (on any weights of the architecture) or off",
+    ),
+]
 DedupOpt = Annotated[
     bool, typer.Option("--image-dedup", help="pHash + near-duplicate groups (cosine >= 0.95)")
 ]
@@ -49,6 +57,7 @@ def clip(
     cpu_int8: Int8Opt = False,
     device: DeviceOpt = "auto",
     watermark_checkpoint: WatermarkOpt = None,
+    clip_heads: HeadsOpt = "auto",
     image_dedup: DedupOpt = False,
     text_encoder: TextEncoderOpt = None,
     multilingual_model: MultiOpt = None,
@@ -69,28 +78,41 @@ def clip(
         "cpu_int8": cpu_int8,
         "device": device,
         "watermark_checkpoint": watermark_checkpoint,
+        "heads": clip_heads,
         "image_dedup": image_dedup,
         "text_encoder": text_encoder,
         "multilingual_model": multilingual_model,
     }
-    _execute(out, _resolve(preset, overrides), executor_config(executor, workers, ray_address))
+    config, models = _resolve(preset, overrides)
+    _execute(out, config, models, executor_config(executor, workers, ray_address))
 
 
-def _resolve(preset: str, overrides: dict[str, Any]) -> Any:
-    """The clip config with every model loaded once (fail fast; an in-process worker reuses them)."""
+def _resolve(preset: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
+    """The clip config and its models, loaded once (fail fast; an in-process worker reuses them)."""
     from openpairs.presets import stage_config
-    from openpairs.stages.clip import ClipConfig, preload
+    from openpairs.stages.clip import ClipConfig
 
     try:
         config = stage_config(ClipConfig, "clip", preset, **overrides)
-        preload(config)
-    except (ValueError, RuntimeError) as error:
-        _console().print(f"[red]clip: {error}")
+    except ValueError as error:
+        _console().print(f"clip: {error}", style="red", markup=False, highlight=False)
         raise typer.Exit(code=2) from error
-    return config
+    return config, load_models(config, "clip")
 
 
-def _execute(out: str, config: Any, executor: Any) -> None:
+def load_models(config: Any, command: str) -> Any:
+    """The clip stage's models for `config` (each process loads them once), or a one-line message and exit
+    code 2 when one cannot be loaded; before any shard is touched."""
+    from openpairs.stages.clip import preload
+
+    try:
+        return preload(config)
+    except (ValueError, RuntimeError) as error:
+        _console().print(f"{command}: {error}", style="red", markup=False, highlight=False)
+        raise typer.Exit(code=2) from error
+
+
+def _execute(out: str, config: Any, models: Any, executor: Any) -> None:
     """Run the stage over every download shard, then the dataset-wide dedup step, and print the summary."""
     from openpairs.cli.common import print_result, stage_progress
     from openpairs.stages.clip import run_shard, shard_tasks
@@ -101,7 +123,7 @@ def _execute(out: str, config: Any, executor: Any) -> None:
     if not tasks:
         console.print(f"[red]clip: no download shards (shards/<i>.parquet) under {out}")
         raise typer.Exit(code=2)
-    _announce(console, config)
+    announce(console, config, models)
     _record_config(out, config)
     with stage_progress("clip") as progress:
         result = run_stage(run_shard, config, tasks, executor, progress, {"num_cpus": 1})
@@ -134,19 +156,14 @@ def _pretrained(tag: str | None) -> str | None:
     return tag
 
 
-def _announce(console: Any, config: Any) -> None:
-    """Say once per run which annotations will be null and why."""
-    from openpairs.models.heads import HEADS_BY_MODEL, base_architecture
-
+def announce(console: Any, config: Any, models: Any) -> None:
+    """Say once per run which annotations will be null (or forced) and why."""
     if config.model == "openpairs-tiny-random":
         console.print(
             "[bold yellow]WARNING: openpairs-tiny-random has RANDOM weights: all scores are meaningless"
         )
-    entry = HEADS_BY_MODEL.get(base_architecture(config.model))
-    if entry is None or entry[0] is None:
-        console.print(f"note: no LAION NSFW head for {config.model}: punsafe will be null")
-    if entry is None:
-        console.print(f"note: no LAION aesthetic head for {config.model}: aesthetic will be null")
+    if models.heads.note:
+        console.print(f"warning: {models.heads.note}", style="yellow", markup=False, highlight=False)
     if not config.watermark_checkpoint:
         console.print("note: no --watermark-checkpoint: pwatermark will be null")
 

@@ -96,6 +96,9 @@ def print_result(title: str, result: StageResult) -> None:  # type: ignore[type-
         for name, value in sorted(total.counters.items()):
             counters.add_row(name, f"{value:,}")
         console.print(counters)
-    console.print(f"{len(result.shards)} shards ({result.skipped} already done) in {result.seconds:.1f}s")
+    redone = f", {result.stale} redone: their inputs were rewritten" if result.stale else ""
+    console.print(
+        f"{len(result.shards)} shards ({result.skipped} already done{redone}) in {result.seconds:.1f}s"
+    )
     for failure in result.failed:
         console.print(f"[red]shard {failure['shard']} failed: {failure['error']}")

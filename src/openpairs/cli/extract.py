@@ -72,7 +72,7 @@ def extract(
     from openpairs.cc.rules import ExtractConfig
     from openpairs.presets import stage_config
     from openpairs.stages.dedup import DedupConfig
-    from openpairs.stages.extract_run import run_extract
+    from openpairs.stages.extract_run import InputListChanged, check_inputs, run_extract
 
     sources = list(inputs or []) + _crawl_inputs(crawl, wat_count, wat_range, cc_base_url)
     if not sources:
@@ -86,6 +86,11 @@ def extract(
         dedup_config = stage_config(DedupConfig, "dedup", preset, **dedup_values)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    try:
+        check_inputs(sources, out)  # before anything is written to DIR
+    except (InputListChanged, FileNotFoundError) as exc:
+        typer.echo(f"extract: {exc}", err=True)
+        raise typer.Exit(2) from None
     with stage_progress("extract") as progress:
         run = executor_config(executor, workers, ray_address)
         outcome = run_extract(sources, out, rules, dedup_config, run, progress)

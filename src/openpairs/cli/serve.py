@@ -42,7 +42,7 @@ def serve_command(
     from openpairs.index.build import INDEX_JSON
     from openpairs.index.choose import parse_size
     from openpairs.index.search import IndexNotFoundError
-    from openpairs.serve.app import run
+    from openpairs.serve.app import ServeStartError, run
     from openpairs.serve.config import ServeConfig
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -57,6 +57,9 @@ def serve_command(
     except IndexNotFoundError as exc:
         typer.echo(f"serve: {exc}", err=True)
         raise typer.Exit(2) from exc
+    except ServeStartError as exc:
+        typer.echo(f"serve: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def register(app: typer.Typer) -> None:

@@ -71,11 +71,17 @@ class ShardPaths:
 
     def read_stats(self) -> ShardStats:
         """The committed stats of a done shard."""
-        return ShardStats.from_dict(json.loads(ofs.read_text(self.stats)))
+        return ShardStats.from_dict(self.read_record())
 
-    def commit_stats(self, stats: ShardStats) -> None:
-        """Write the stats file, last, atomically: this marks the shard done."""
-        write_bytes_atomic(self.stats, stats.to_json().encode("utf-8"))
+    def read_record(self) -> dict[str, Any]:
+        """The stats file as written: the stats and the `inputs` versions the shard was made from."""
+        return json.loads(ofs.read_text(self.stats))  # type: ignore[no-any-return]
+
+    def commit_stats(self, stats: ShardStats, inputs: dict[str, str] | None = None) -> None:
+        """Write the stats file, last, atomically: this marks the shard done. `inputs`: the versions of
+        the inputs it was made from (io.freshness), so a resume can tell when they were rewritten."""
+        record = {**stats.to_dict(), "inputs": inputs} if inputs else stats.to_dict()
+        write_bytes_atomic(self.stats, json.dumps(record, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
 @contextmanager

@@ -7,6 +7,7 @@ float32 image embeddings (N, d) and returns float32 (N,).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -24,7 +25,8 @@ AESTHETIC_FILES = {
     "v2-l14": WEIGHTS / "laion-aesthetic-v2" / "sac+logos+ava1-l14-linearMSE-collapsed.npz",
 }
 # open_clip architecture -> (NSFW head, aesthetic head, embedding dim). The heads were trained on OpenAI
-# CLIP embeddings of these architectures; other architectures get no head (null column).
+# CLIP embeddings of these architectures (`choose_heads` applies them to OpenAI's weights only, unless
+# forced); other architectures get no head (null column).
 HEADS_BY_MODEL: dict[str, tuple[str | None, str | None, int]] = {
     "ViT-B-32": ("b32", "v1-b32", 512),
     "ViT-B-16": (None, "v1-b16", 512),
@@ -94,12 +96,62 @@ def base_architecture(model: str) -> str:
     return model.removesuffix("-quickgelu")
 
 
-def heads_for(model: str, dim: int) -> tuple[Head | None, Head | None]:
-    """(punsafe head, aesthetic head) for a CLIP architecture, None where no bundled head fits."""
+HEADS_MODES = ("auto", "force", "off")
+TRAINED_ON = "openai"  # the pretrained tag of the weights every bundled head was trained on
+
+
+@dataclass(frozen=True)
+class HeadChoice:
+    """The heads a CLIP run applies, and `note`: why a column stays null (or is forced), else None."""
+
+    punsafe: Head | None
+    aesthetic: Head | None
+    note: str | None = None
+
+
+def is_openai(pretrained: str | None) -> bool:
+    """True when the weights are OpenAI's: the `openai` tag, or a checkpoint file declared with it."""
+    return (pretrained or "").strip().lower() == TRAINED_ON
+
+
+def choose_heads(
+    model: str, pretrained: str | None, dim: int, mode: str = "auto", checkpoint: str | None = None
+) -> HeadChoice:
+    """The punsafe and aesthetic heads for a CLIP run.
+
+    The heads were trained on OpenAI CLIP embeddings of one architecture: `auto` applies them only to
+    OpenAI's weights of that architecture, `force` to any weights of that architecture (scores may be
+    meaningless), `off` never.
+    """
+    if mode not in HEADS_MODES:
+        raise ValueError(f"heads must be one of {', '.join(HEADS_MODES)}, not {mode!r}")
     entry = HEADS_BY_MODEL.get(base_architecture(model))
     if entry is None or entry[2] != dim:
-        return None, None
+        return HeadChoice(None, None, f"no LAION head fits {model} ({dim}-d): punsafe and aesthetic are null")
+    if mode == "off":
+        return HeadChoice(
+            None, None, "LAION heads turned off (clip.heads=off): punsafe and aesthetic are null"
+        )
+    weights = _describe_weights(pretrained, checkpoint)
+    openai = is_openai(pretrained)
+    if not openai and mode == "auto":
+        return HeadChoice(
+            None,
+            None,
+            f"punsafe and aesthetic are null: LAION's heads were trained on OpenAI's {model} weights, not on "
+            f"{weights} (--clip-heads force, or clip.heads=force, applies them anyway)",
+        )
     nsfw_name, aesthetic_name, _ = entry
-    punsafe = nsfw_detector(nsfw_name) if nsfw_name else None
-    aesthetic = aesthetic_head(aesthetic_name) if aesthetic_name else None
-    return punsafe, aesthetic
+    notes = [] if openai else [f"LAION heads forced onto {weights}: punsafe and aesthetic may be meaningless"]
+    if nsfw_name is None:
+        notes.append(f"LAION has no NSFW head for {model}: punsafe is null")
+    return HeadChoice(
+        nsfw_detector(nsfw_name) if nsfw_name else None,
+        aesthetic_head(aesthetic_name) if aesthetic_name else None,
+        "; ".join(notes) or None,
+    )
+
+
+def _describe_weights(pretrained: str | None, checkpoint: str | None) -> str:
+    tag = f"pretrained tag {pretrained!r}" if pretrained else "no pretrained tag"
+    return f"checkpoint {checkpoint} ({tag})" if checkpoint else tag

@@ -78,20 +78,53 @@ def app_from_environment() -> FastAPI:
     return create_app(ServeConfig(**fields))
 
 
+class ServeStartError(RuntimeError):
+    """The server process or a worker failed while starting."""
+
+
+# uvicorn's supervisor kills a worker that does not answer its health ping within this many seconds and
+# starts another. Its default (5 s) is shorter than a worker's start on a busy machine (importing torch and
+# loading the CLIP and the index hold the GIL for seconds), so each replacement was killed in turn and
+# `--workers N` never served. A hung worker is still replaced, after this long.
+WORKER_HEALTHCHECK_SECONDS = 120
+
+
 def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 1234, workers: int = 1) -> None:
-    """Serve with uvicorn until interrupted (`workers` > 1: that many processes, each with the index)."""
+    """Serve with uvicorn until interrupted (`workers` > 1: that many processes, each with the index).
+
+    Port 0 picks a free port; the log line "serving ... on http://HOST:PORT" names the one bound.
+    """
     import faiss
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
 
     if not os.path.exists(os.path.join(config.index_dir, INDEX_JSON)):
         raise IndexNotFoundError(f"no {INDEX_JSON} in {config.index_dir}: run `openpairs index` first")
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False}
     if workers > 1:
         os.environ[CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
-        LOG.info("serving %s on http://%s:%d with %d workers", config.index_dir, host, port, workers)
-        uvicorn.run("openpairs.serve.app:app_from_environment", factory=True, workers=workers, **options)
+        factory = "openpairs.serve.app:app_from_environment"
+        server_config = uvicorn.Config(factory, factory=True, workers=workers,
+                                       timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **options)  # fmt: skip
+        socket = server_config.bind_socket()
+        LOG.info("serving %s on %s with %d workers", config.index_dir, _address(socket), workers)
+        supervisor = Multiprocess(server_config, sockets=[socket])
+        supervisor.run()
+        if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+            raise ServeStartError("a worker could not load the app (its error is logged above)")
         return
     faiss.omp_set_num_threads(1)  # one query per request: parallelise across requests
     app = create_app(config)
-    LOG.info("serving %s on http://%s:%d", app.state.service.name, host, port)
-    uvicorn.run(app, **options)
+    server_config = uvicorn.Config(app, **options)
+    socket = server_config.bind_socket()
+    LOG.info("serving %s on %s", app.state.service.name, _address(socket))
+    server = uvicorn.Server(server_config)
+    server.run(sockets=[socket])
+    if not server.started:
+        raise ServeStartError("the server did not start (its error is logged above)")
+
+
+def _address(socket: Any) -> str:
+    host, port = socket.getsockname()[:2]
+    return f"http://{host}:{port}"

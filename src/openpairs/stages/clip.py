@@ -23,6 +23,7 @@ from openpairs.core.status import Status
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.models.clip import ClipModelSpec
+from openpairs.models.heads import HEADS_MODES
 from openpairs.models.multilingual import MULTILINGUAL_MODEL
 from openpairs.models.nsfw_tags import NEUTRAL_PROMPTS, SEXUAL_PROMPTS, tag_nsfw
 from openpairs.stages import clip_io
@@ -49,6 +50,7 @@ class ClipConfig:
     multilingual_model: str = MULTILINGUAL_MODEL
     english_codes: tuple[str, ...] = ("en",)
     watermark_checkpoint: str | None = None
+    heads: str = "auto"  # LAION punsafe/aesthetic heads: auto (OpenAI's weights only), force or off
     image_dedup: bool = False
     dedup_threshold: float = 0.95
     nsfw_neutral_prompts: tuple[str, ...] = NEUTRAL_PROMPTS
@@ -57,6 +59,8 @@ class ClipConfig:
     def __post_init__(self) -> None:
         if self.text_encoder not in ("clip", "multilingual"):
             raise ValueError(f"text_encoder must be 'clip' or 'multilingual', not {self.text_encoder!r}")
+        if self.heads not in HEADS_MODES:
+            raise ValueError(f"heads must be one of {', '.join(HEADS_MODES)}, not {self.heads!r}")
 
     @property
     def spec(self) -> ClipModelSpec:
@@ -81,6 +85,7 @@ def preload(config: ClipConfig) -> WorkerModels:
         (config.nsfw_neutral_prompts, config.nsfw_sexual_prompts),
         config.watermark_checkpoint,
         config.multilingual_model if config.text_encoder == "multilingual" else None,
+        config.heads,
     )
 
 
@@ -220,7 +225,13 @@ def _annotate(
     statuses = [_row_status(i, images, has_text) for i in range(len(rows.keys))]
     for status in statuses:
         stats.count(status)
+    scored = int(images.has_image.sum())
+    if models.heads.note and scored:
+        stats.error(models.heads.note, scored)  # the rows it concerns; the report lists it
     null = ~images.has_image
+    # The heads score the image embeddings as written (float16), as LAION scored its released ones: the NSFW
+    # detector's categorical dims hold float16 values, and anyone can recompute the scores from img_emb/.
+    stored = images.emb.astype(np.float16).astype(np.float32)
     groups = (
         dup_groups(rows.keys, images.emb, images.has_image, config.dedup_threshold)
         if config.image_dedup
@@ -229,12 +240,12 @@ def _annotate(
     columns = {
         "key": pa.array(rows.keys, pa.string()),
         "similarity": pa.array(similarity, pa.float64()),
-        "punsafe": _head_column(models.punsafe, images.emb, null),
+        "punsafe": _head_column(models.heads.punsafe, stored, null),
         "nsfw": pa.array(
             tag_nsfw(images.emb, models.prompt_emb, models.sexual, images.has_image), pa.string()
         ),
         "pwatermark": pa.array(images.pwatermark, pa.float32(), mask=np.isnan(images.pwatermark)),
-        "aesthetic": _head_column(models.aesthetic, images.emb, null),
+        "aesthetic": _head_column(models.heads.aesthetic, stored, null),
         "status": pa.array(statuses, pa.string()),
         "phash": pa.array(images.phash if config.image_dedup else [None] * len(rows.keys), pa.string()),
         "dup_group": pa.array(groups if groups is not None else [None] * len(rows.keys), pa.string()),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from openpairs.models.clip import ClipEncoder, ClipModelSpec, load_clip
-from openpairs.models.heads import Head, heads_for
+from openpairs.models.heads import HeadChoice, choose_heads
 
 if TYPE_CHECKING:
     from openpairs.models.multilingual import MultilingualEncoder
@@ -26,8 +26,7 @@ class WorkerModels:
     clip: ClipEncoder
     prompt_emb: np.ndarray
     sexual: np.ndarray
-    punsafe: Head | None
-    aesthetic: Head | None
+    heads: HeadChoice  # punsafe and aesthetic heads, and why they are null when they are
     watermark: WatermarkScorer | None
     multilingual: MultilingualEncoder | None
 
@@ -43,13 +42,14 @@ def worker_models(
     prompts: tuple[tuple[str, ...], tuple[str, ...]],
     watermark_checkpoint: str | None,
     multilingual_model: str | None,
+    heads: str = "auto",
 ) -> WorkerModels:
     """The models for this config, loaded once per process and reused for every shard."""
     clip: ClipEncoder = _cached("clip", spec, lambda: load_clip(spec))
     neutral, sexual_prompts = prompts
     prompt_emb = _cached("prompts", (spec, prompts), lambda: clip.encode_text(list(neutral + sexual_prompts)))
     sexual = np.array([False] * len(neutral) + [True] * len(sexual_prompts))
-    punsafe, aesthetic = heads_for(spec.model, clip.dim)
+    head_choice = choose_heads(spec.model, spec.pretrained, clip.dim, heads, spec.checkpoint)
     watermark = None
     if watermark_checkpoint:
         from openpairs.models.watermark import load_watermark
@@ -62,7 +62,7 @@ def worker_models(
         multilingual = _cached(
             "multilingual", multilingual_model, lambda: _load_multilingual(multilingual_model, clip)
         )
-    return WorkerModels(clip, prompt_emb, sexual, punsafe, aesthetic, watermark, multilingual)
+    return WorkerModels(clip, prompt_emb, sexual, head_choice, watermark, multilingual)
 
 
 def _load_multilingual(name: str, clip: ClipEncoder) -> MultilingualEncoder:

@@ -33,16 +33,25 @@ class ExtractOutcome:
         return [f"{failure['inputs'][0]}: {failure['error']}" for failure in self.extract.failed]
 
 
-def extract_tasks(inputs: list[str], out: str) -> list[ShardTask]:
-    """One task per input file, numbered in the given order; the list is pinned for resumes."""
+def check_inputs(inputs: list[str], out: str) -> list[str]:
+    """The input files (globs expanded), or InputListChanged when `out` was started with another list."""
     paths = [path for pattern in inputs for path in ofs.expand(pattern)]
     if not paths:
         raise FileNotFoundError(f"no input matches {' '.join(inputs)}")
     pinned = ofs.join(out, extract.STAGE, INPUTS_FILE)
-    if ofs.exists(pinned):
-        if json.loads(ofs.read_text(pinned)) != paths:
-            raise InputListChanged(f"{out} was started with other inputs (see {pinned}); use another --out")
-    else:
+    if ofs.exists(pinned) and json.loads(ofs.read_text(pinned)) != paths:
+        raise InputListChanged(
+            f"{out} was started with other inputs (see {pinned}): shard numbers and keys would no longer "
+            "match; use another --out"
+        )
+    return paths
+
+
+def extract_tasks(inputs: list[str], out: str) -> list[ShardTask]:
+    """One task per input file, numbered in the given order; the list is pinned for resumes."""
+    paths = check_inputs(inputs, out)
+    pinned = ofs.join(out, extract.STAGE, INPUTS_FILE)
+    if not ofs.exists(pinned):
         commit.write_bytes_atomic(pinned, json.dumps(paths, indent=1).encode("utf-8"))
     return [ShardTask(extract.STAGE, index, (path,), out) for index, path in enumerate(paths)]
 

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from openpairs.core.stats import ShardStats, merge_all
 from openpairs.executors import Executor, ExecutorConfig, WorkerLost, make_executor
-from openpairs.io import commit
+from openpairs.io import commit, freshness
 from openpairs.io import fs as ofs
 
 C = TypeVar("C")
@@ -41,6 +41,7 @@ class StageResult(Generic[C]):
     stage: str
     shards: list[ShardStats] = field(default_factory=list)
     skipped: int = 0
+    stale: int = 0  # done shards redone because an input was rewritten since (io.freshness)
     failed: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -69,13 +70,7 @@ def run_stage(
     """Run `run_shard` over the tasks not yet done; done shards are skipped and their stats reused."""
     started = time.perf_counter()
     result: StageResult[C] = StageResult(stage=tasks[0].stage if tasks else "")
-    todo: list[ShardTask] = []
-    for task in tasks:
-        if task.paths.is_done():
-            result.shards.append(task.paths.read_stats())
-            result.skipped += 1
-        else:
-            todo.append(task)
+    todo = _resume(tasks, result)
     if tasks:
         commit.remove_stale_temporaries(tasks[0].paths.directory)
     done = result.skipped
@@ -127,17 +122,42 @@ def _outcomes(
         batch = again
 
 
+def _resume(tasks: Sequence[ShardTask], result: StageResult[C]) -> list[ShardTask]:
+    """Keep the stats of done shards whose inputs are unchanged; return the tasks to run.
+
+    A done shard whose recorded inputs were rewritten since is stale: its stats file is removed (it is
+    no longer done) and it is redone.
+    """
+    done = {task.index: task.paths.read_record() for task in tasks if task.paths.is_done()}
+    recorded = [path for record in done.values() for path in record.get("inputs") or {}]
+    current = freshness.listed_versions(recorded)
+    todo: list[ShardTask] = []
+    for task in tasks:
+        record = done.get(task.index)
+        inputs = (record or {}).get("inputs") or {}
+        if record is not None and all(current.get(p) == v for p, v in inputs.items()):
+            result.shards.append(ShardStats.from_dict(record))
+            result.skipped += 1
+            continue
+        if record is not None:
+            ofs.remove(task.paths.stats)
+            result.stale += 1
+        todo.append(task)
+    return todo
+
+
 def _attempt(
     run_shard: Callable[[C, ShardTask], ShardStats], config: C, retries: int, task: ShardTask
 ) -> ShardStats:
     """Run one shard, retrying `retries` more times if it raises; the last error propagates."""
     for attempt in range(retries + 1):
         try:
+            inputs = freshness.versions(task.inputs, task.out)  # before reading: a later rewrite shows
             stats = run_shard(config, task)
             for reason in task.lost:
                 stats.bump("worker_lost")
                 stats.error(f"worker_lost: {reason}")
-            task.paths.commit_stats(stats)
+            task.paths.commit_stats(stats, inputs)
             return stats
         except Exception as error:
             if attempt == retries or commit.out_of_space(error) is not None:
