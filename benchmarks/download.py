@@ -1,9 +1,11 @@
 """Benchmark: `openpairs download` vs img2dataset 1.47.0 on the same local 10,000-URL corpus.
 
 Uses ../shared/bench (make_corpus.py, serve.py with latency injection, run_img2dataset.sh, monitor.py).
-Both tools: 256 px, border, jpg q95, webdataset, sha256, 2 worker processes, 1,000 samples per shard;
+Both tools: 256 px, border, jpg q95, webdataset, sha256, 2 worker processes, 1,000 samples per shard, small
+images enlarged then padded (img2dataset's default resize_only_if_bigger=False; openpairs --upscale);
 openpairs with --min-bytes 0 (img2dataset has no such filter) and --per-host 128 (the corpus is a single
-host; img2dataset has no per-host limit). Prints one table and checks that both keep the same "ok" images.
+host; img2dataset has no per-host limit). Prints one table and checks that both keep the same "ok" images
+and store every one of them at 256x256.
 
     .venv/bin/python benchmarks/download.py --n 10000 --latencies 0 50
 """
@@ -74,12 +76,15 @@ def run_img2dataset(n: int, latency: int, workers: int, port: int) -> dict[str, 
     out = DATA / "runs" / tag / "out"
     ok: set[str] = set()
     statuses: Counter[str] = Counter()
+    sizes: Counter[tuple[int, int]] = Counter()
     for path in sorted(glob.glob(str(out / "*.parquet"))):
-        for row in pq.read_table(path, columns=["url", "status", "error_message"]).to_pylist():
+        columns = ["url", "status", "error_message", "width", "height"]
+        for row in pq.read_table(path, columns=columns).to_pylist():
             status = row["status"] if row["status"] == "success" else _i2d_reason(row["error_message"] or "")
             statuses[status] += 1
             if row["status"] == "success":
                 ok.add(row["url"])
+                sizes[(row["width"], row["height"])] += 1
     return {
         "wall_s": summary["wall_s"],
         "cpu_s": (summary.get("cpu_user_s") or 0) + (summary.get("cpu_sys_s") or 0),
@@ -87,6 +92,7 @@ def run_img2dataset(n: int, latency: int, workers: int, port: int) -> dict[str, 
         "other_cpu_pct": summary.get("avg_other_cpu_pct"),
         "statuses": statuses,
         "ok": ok,
+        "sizes": sizes,
     }
 
 
@@ -139,6 +145,7 @@ def run_openpairs(n: int, latency: int, workers: int, port: int, corpus: Path) -
             "256",
             "--resize-mode",
             "border",
+            "--upscale",
             "--encode-format",
             "jpg",
             "--encode-quality",
@@ -179,17 +186,20 @@ def run_openpairs(n: int, latency: int, workers: int, port: int, corpus: Path) -
         raise RuntimeError(f"openpairs exited with {process.returncode}")
     statuses: Counter[str] = Counter()
     ok: set[str] = set()
+    sizes: Counter[tuple[int, int]] = Counter()
     for path in sorted(glob.glob(str(run / "out" / "shards" / "*.parquet"))):
-        for row in pq.read_table(path, columns=["url", "status"]).to_pylist():
+        for row in pq.read_table(path, columns=["url", "status", "width", "height"]).to_pylist():
             statuses[row["status"]] += 1
             if row["status"] == "ok":
                 ok.add(row["url"])
+                sizes[(row["width"], row["height"])] += 1
     monitor = json.loads((run / "monitor.json").read_text())
     return {
         "wall_s": wall,
         "cpu_s": _cpu_seconds(run / "time.txt"),
         "statuses": statuses,
         "ok": ok,
+        "sizes": sizes,
         "peak_pss_mb": monitor["peak_pss_sum_mb"],
         "other_cpu_pct": monitor.get("avg_other_cpu_pct"),
     }
@@ -261,6 +271,8 @@ def main() -> int:
         )
         for url in sorted(only_i2d)[:5] + sorted(only_ours)[:5]:
             print("  differs:", url)
+        for name, run in (("img2dataset", i2d), ("openpairs", ours)):
+            print(f"  {name} stored sizes: {dict(run['sizes'].most_common(3))}", flush=True)
     print(table(args.n, rows))
     return 0
 

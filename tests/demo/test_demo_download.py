@@ -12,6 +12,7 @@ from openpairs.core.keys import mint_key
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.demo.miniweb import MiniWeb, outcome
 from openpairs.stages import download
+from openpairs.stages.download_config import DownloadConfig
 from openpairs.stages.download_plan import plan_tasks
 
 EXPECTED = {
@@ -52,7 +53,7 @@ def _candidates(root: Path, per_kind: int = 2) -> dict[str, str]:
 def test_download_through_the_mirror_shows_every_drop(tmp_path: Path) -> None:
     urls = _candidates(tmp_path)
     with MiniWeb() as web:
-        config = download.DownloadConfig(mirror=web.url, retries=0, backoff_base=0.01, connections=8)
+        config = DownloadConfig(mirror=web.url, retries=0, backoff_base=0.01, connections=8)
         tasks = plan_tasks(config.input_spec(str(tmp_path)), str(tmp_path), config.shard_size)
         stats = download.run_shard(config, tasks[0])
     table = pq.read_table(tmp_path / "shards" / "00000.parquet").to_pylist()

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openpairs.executors import ExecutorConfig
-from openpairs.stages.download import DownloadConfig, run_shard
+from openpairs.stages.download import run_shard
+from openpairs.stages.download_config import DownloadConfig
 from openpairs.stages.download_plan import plan_tasks
 from openpairs.stages.runner import StageResult, run_stage
 

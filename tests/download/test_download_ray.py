@@ -34,4 +34,6 @@ def test_local_and_ray_executors_write_identical_shards(image_server: ImageServe
         assert result.total.rows_out == len(OK_NAMES)
         outputs[kind] = shard_files(out)
     assert outputs["local"] == outputs["ray"]
-    assert sorted(outputs["ray"]) == ["00000.parquet", "00000.tar", "00001.parquet", "00001.tar"]
+    assert sorted(name for name in outputs["ray"] if not name.startswith("shards/_inputs/")) == [
+        f"shards/{shard}{ext}" for shard in ("00000", "00001") for ext in (".parquet", ".tar", "_stats.json")
+    ]

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.download.helpers import rows, write_input
+from tests.fault.harness import run_killed_at, tree_digests
 from tests.fixtures.images import OK_NAMES, all_fixtures
 from tests.fixtures.webserver import ImageServer, image_server_fixture
 
@@ -43,30 +40,29 @@ def command(inp: Path, out: Path) -> list[str]:
     ]
 
 
-def shard_files(out: Path) -> dict[str, bytes]:
-    """Every data file of the shards directory (not stats: they hold timings) by name."""
-    folder = out / "shards"
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix in (".tar", ".parquet")}
+def shard_files(out: Path) -> dict[str, str]:
+    """sha256 of every file under DIR/shards (tars, parquets, stats, the input shards) by path."""
+    return tree_digests(out, ("shards",))
 
 
-def test_sigkill_at_random_points_then_rerun_is_identical(image_server: ImageServer, tmp_path: Path) -> None:
+def data_files(out: Path) -> dict[str, str]:
+    """`shard_files` without the stats, which count what the last run did (a --retry-failed run fetches
+    only the rows it retries)."""
+    return {name: digest for name, digest in shard_files(out).items() if not name.endswith("_stats.json")}
+
+
+def test_killed_inside_a_shard_and_inside_its_commit_then_rerun_is_identical(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
     all_fixtures()
-    urls: list[str | None] = []
-    for i in range(24):  # 4 shards; each holds a request that waits out a 1 s Retry-After
-        name = OK_NAMES[i % len(OK_NAMES)]
-        path = f"/retry-after/1?id=kill{i}&image={name}" if i % 6 == 0 else f"/img/{name}"
-        urls.append(image_server.url(path))
+    urls: list[str | None] = [image_server.url(f"/img/{OK_NAMES[i % len(OK_NAMES)]}") for i in range(24)]
     inp = write_input(tmp_path / "in.parquet", urls)
     killed, reference = tmp_path / "killed", tmp_path / "reference"
-    rng = random.Random(7)
-    done_after_kill = []
-    for _ in range(3):
-        process = subprocess.Popen(command(inp, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 2.5))
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        done_after_kill.append(len(list((killed / "shards").glob("*_stats.json"))))
-    assert min(done_after_kill) < 4  # at least one kill landed before the end
+    mid_shard = run_killed_at(command(inp, killed), "download.shard:1", tmp_path)
+    assert mid_shard.index == 1 and not list((killed / "shards").glob("00001.*"))
+    mid_commit = run_killed_at(command(inp, killed), "download.commit:2", tmp_path)
+    assert (killed / "shards" / "00002.tar").exists() and not (killed / "shards" / "00002.parquet").exists()
+    assert mid_commit.index == 2 and not (killed / "shards" / "00002_stats.json").exists()
     subprocess.run(command(inp, killed), check=True, capture_output=True, timeout=120)
     subprocess.run(command(inp, reference), check=True, capture_output=True, timeout=120)
     assert shard_files(killed) == shard_files(reference)
@@ -103,7 +99,7 @@ def test_retry_failed_refetches_only_transient_rows(image_server: ImageServer, t
 
     fresh = tmp_path / "fresh"  # the flaky routes now answer at once: a clean run gives the same bytes
     subprocess.run([*command(inp, fresh), "--retries", "0"], check=True, capture_output=True, timeout=300)
-    assert shard_files(fresh) == shard_files(out)
+    assert data_files(fresh) == data_files(out)
     requests = image_server.total()
     third = subprocess.run(retried, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0 and "0 finished shard(s)" in third.stdout

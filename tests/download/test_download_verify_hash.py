@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from openpairs.cli import app
 from openpairs.core.stats import ShardStats
-from openpairs.stages.download import DownloadConfig
+from openpairs.stages.download_config import DownloadConfig
 from openpairs.stages.download_plan import cut_shards, plan_tasks
 from openpairs.stages.inputs import InputSpec
 from tests.download.helpers import download, rows

@@ -58,7 +58,7 @@ def test_extract_lists_an_unreadable_wat_then_a_rerun_clears_it(tmp_path: Path) 
     present, late = inputs / "a.warc.wat", inputs / "b.warc.wat"
     shutil.copy(WAT_2014, present)
     code, output = openpairs("extract", str(present), str(late), "--out", str(out), *EXTRACT)
-    assert code == 1 and "1 of 2 inputs could not be read" in output and "shard 1 failed" in output
+    assert code == 1 and "1 of 2 inputs failed" in output and "shard 1 failed" in output
     [failure] = failed_shards(out, "extract")
     assert failure["shard"] == 1 and failure["inputs"] == [str(late)]
     assert "No such file or directory" in failure["error"] and str(late) in failure["error"]

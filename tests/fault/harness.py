@@ -72,6 +72,21 @@ def run_killed_at(command: list[str], point: str, workdir: Path) -> Frozen:
     return frozen
 
 
+def run_with_worker_killed(command: list[str], point: str, workdir: Path) -> Frozen:
+    """Run `command` until a worker freezes inside `point`, SIGKILL that worker alone, and let the run
+    finish (it must succeed: the executor runs the lost task again)."""
+    log, stderr = workdir / f"crash-worker-{point}.jsonl", workdir / f"stderr-worker-{point}.txt"
+    process = start(command, log, stderr, {ENV_POINT: point, ENV_LOG: str(log)})
+    frozen = wait_frozen(process, log, point, stderr)
+    assert frozen.pid != process.pid, f"{point} froze in the driver ({frozen.pid}), not in a worker"
+    os.kill(frozen.pid, signal.SIGKILL)
+    code = process.wait(timeout=WAIT_SECONDS)
+    assert code == 0, (
+        f"the run with its worker killed exited {code}:\n{stderr.read_text(errors='replace')[-3000:]}"
+    )
+    return frozen
+
+
 def run_to_end(command: list[str], workdir: Path, name: str = "final") -> None:
     """Run `command` to its end; it must succeed."""
     stderr = workdir / f"stderr-{name}.txt"
@@ -83,11 +98,13 @@ def run_to_end(command: list[str], workdir: Path, name: str = "final") -> None:
 
 
 def _record(log: Path, point: str) -> Frozen | None:
+    """The frozen run's record for `point` (`POINT` or `POINT:INDEX`), once it has written one."""
     if not log.exists():
         return None
+    name, _, index = point.partition(":")
     for line in log.read_text().splitlines():
         entry = json.loads(line)
-        if entry["point"] == point:
+        if entry["point"] == name and (not index or int(entry["index"]) == int(index)):
             return Frozen(entry["point"], int(entry["index"]), int(entry["pid"]))
     return None
 

@@ -10,8 +10,11 @@ checks on disk that it did. On Ray the cluster outlives every killed driver, as 
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,14 @@ import pytest
 from openpairs.demo import wat_files
 from openpairs.demo.miniweb import MiniWeb
 from tests.e2e.chain import demo_settings
-from tests.fault.harness import Frozen, run_killed_at, run_to_end, temporaries, tree_digests
+from tests.fault.harness import (
+    Frozen,
+    run_killed_at,
+    run_to_end,
+    run_with_worker_killed,
+    temporaries,
+    tree_digests,
+)
 from tests.fixtures.tiny_clip import tiny_checkpoint
 
 COMPARED = ("extract", "candidates", "shards", "clip", "filter", "dataset", "index")
@@ -95,8 +105,20 @@ def _index(out: Path) -> list[str]:
     return [sys.executable, "-m", "openpairs", "index", str(out), "--text", "--tune-queries", "50"]
 
 
+@dataclass(frozen=True)
+class Reference:
+    """An uninterrupted build + index: its directory and the digest of every compared file."""
+
+    out: Path
+    digests: dict[str, str]
+
+    def under(self, folders: tuple[str, ...]) -> dict[str, str]:
+        """The digests of the files under `folders` only."""
+        return {name: digest for name, digest in self.digests.items() if name.split("/")[0] in folders}
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, web: str, checkpoint: str) -> dict[str, str]:
+def reference(tmp_path_factory: pytest.TempPathFactory, web: str, checkpoint: str) -> Reference:
     """Every compared file of an uninterrupted build + index (local executor)."""
     work = tmp_path_factory.mktemp("reference")
     out = work / "out"
@@ -104,7 +126,19 @@ def reference(tmp_path_factory: pytest.TempPathFactory, web: str, checkpoint: st
     run_to_end(_index(out), work, "index")
     digests = tree_digests(out, COMPARED)
     assert {name.split("/")[0] for name in digests} == set(COMPARED)
-    return digests
+    return Reference(out, digests)
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> Iterator[str]:
+    """A local Ray cluster that outlives every driver the tests start and kill, as a real one does."""
+    import ray
+
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield context.address_info["gcs_address"]
+    finally:
+        ray.shutdown()
 
 
 def _killed_everywhere(work: Path, build: list[str], out: Path) -> list[Frozen]:
@@ -124,28 +158,72 @@ def _killed_everywhere(work: Path, build: list[str], out: Path) -> list[Frozen]:
 
 @pytest.mark.timeout(1800)
 def test_local_build_killed_inside_every_step_resumes_to_the_same_bytes(
-    tmp_path: Path, web: str, checkpoint: str, reference: dict[str, str]
+    tmp_path: Path, web: str, checkpoint: str, reference: Reference
 ) -> None:
     out = tmp_path / "out"
     landed = _killed_everywhere(tmp_path, _build(out, web, checkpoint, []), out)
     assert [f.point for f in landed] == [*BUILD_POINTS, "index.add"]
     assert temporaries(out) == []
-    assert tree_digests(out, COMPARED) == reference
+    assert tree_digests(out, COMPARED) == reference.digests
 
 
 @pytest.mark.timeout(1800)
 def test_ray_build_killed_inside_every_step_resumes_to_the_same_bytes(
-    tmp_path: Path, web: str, checkpoint: str, reference: dict[str, str]
+    tmp_path: Path, web: str, checkpoint: str, reference: Reference, ray_address: str
 ) -> None:
-    import ray
-
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        out = tmp_path / "out"
-        executor = ["--executor", "ray", "--ray-address", context.address_info["gcs_address"]]
-        landed = _killed_everywhere(tmp_path, _build(out, web, checkpoint, executor), out)
-        assert [f.point for f in landed] == [*BUILD_POINTS, "index.add"]
-    finally:
-        ray.shutdown()
+    out = tmp_path / "out"
+    executor = ["--executor", "ray", "--ray-address", ray_address]
+    landed = _killed_everywhere(tmp_path, _build(out, web, checkpoint, executor), out)
+    assert [f.point for f in landed] == [*BUILD_POINTS, "index.add"]
     assert temporaries(out) == []
-    assert tree_digests(out, COMPARED) == reference
+    assert tree_digests(out, COMPARED) == reference.digests
+
+
+DOWNSTREAM = ("shards", "clip", "filter", "dataset")
+
+
+def _from_candidates(reference: Reference, out: Path) -> Path:
+    """A copy of the reference build with everything after dedup removed (the next build downloads)."""
+    shutil.copytree(
+        reference.out, out, ignore=shutil.ignore_patterns(*DOWNSTREAM, "index", "report", "_versions")
+    )
+    return out
+
+
+def _worker_loss_counted(out: Path, frozen: Frozen, reference: Reference) -> None:
+    """Every file equals the reference's, but the lost shard's stats, which count the loss and say why."""
+    stats_name = f"shards/{_name(frozen.index)}_stats.json"
+    digests = tree_digests(out, DOWNSTREAM)
+    expected = reference.under(DOWNSTREAM)
+    assert digests.keys() == expected.keys()
+    assert [name for name in digests if digests[name] != expected[name]] == [stats_name]
+    lost = json.loads((out / stats_name).read_text())
+    clean = json.loads((reference.out / stats_name).read_text())
+    assert lost["counters"].pop("worker_lost") == 1
+    errors = lost.pop("errors")
+    (reason,) = [message for message in errors if message.startswith("worker_lost: ")]
+    assert any(word in reason for word in ("exited with code -9", "WorkerCrashedError")), reason
+    del errors[reason]
+    assert errors == clean.pop("errors")
+    assert lost == clean
+
+
+@pytest.mark.timeout(900)
+def test_local_worker_killed_mid_shard_is_run_again_and_counted(
+    tmp_path: Path, web: str, checkpoint: str, reference: Reference
+) -> None:
+    out = _from_candidates(reference, tmp_path / "out")
+    frozen = run_with_worker_killed(_build(out, web, checkpoint, []), "download.shard", tmp_path)
+    assert not (out / "shards" / "failed_shards.jsonl").exists()
+    _worker_loss_counted(out, frozen, reference)
+
+
+@pytest.mark.timeout(900)
+def test_ray_worker_killed_mid_shard_is_run_again_and_counted(
+    tmp_path: Path, web: str, checkpoint: str, reference: Reference, ray_address: str
+) -> None:
+    out = _from_candidates(reference, tmp_path / "out")
+    executor = ["--executor", "ray", "--ray-address", ray_address]
+    frozen = run_with_worker_killed(_build(out, web, checkpoint, executor), "download.shard", tmp_path)
+    assert not (out / "shards" / "failed_shards.jsonl").exists()
+    _worker_loss_counted(out, frozen, reference)

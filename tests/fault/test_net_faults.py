@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from openpairs.core.stats import ShardStats
-from openpairs.stages.download import DownloadConfig
+from openpairs.stages.download_config import DownloadConfig
 from openpairs.stages.download_write import DOWNLOAD_NAMES
 from openpairs.stages.runner import StageResult
 from tests.download.helpers import FAST, download, rows, write_input

@@ -21,6 +21,7 @@ import fsspec
 import pytest
 
 from openpairs.io import fs as ofs
+from openpairs.io.commit import VERSIONS_DIR
 from openpairs.io.fs import ObjectStoreConfig
 from tests.download.helpers import write_input
 from tests.extract.watfiles import DERIVED, FRAGMENT_1, WAT_2014
@@ -55,21 +56,13 @@ class Store:
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
     def files(self, prefix: str) -> dict[str, bytes]:
-        """Every object under `prefix` by relative name, run-specific parts (timings, the prefix) removed."""
+        """Every output object under `prefix` by relative name (DIR/_versions/ records the run's own
+        input paths and stamps: it is state, not output)."""
         fs = fsspec.filesystem("s3")
         root = f"{self.bucket}/{prefix}".removeprefix("s3://")
         fs.invalidate_cache()
-        return {path[len(root) + 1 :]: _comparable(path, fs.cat(path), prefix) for path in fs.find(root)}
-
-
-def _comparable(path: str, data: bytes, prefix: str) -> bytes:
-    """The bytes that must match between runs: a stats file without its timings, the run's own prefix
-    replaced in the dedup record."""
-    if path.endswith("_stats.json") or path.endswith("_dedup.json"):
-        record = json.loads(data.replace(prefix.encode(), b"<run>"))
-        (record.get("stats") or record).pop("timings", None)
-        return json.dumps(record, sort_keys=True).encode()
-    return data
+        found = {path[len(root) + 1 :]: path for path in fs.find(root)}
+        return {name: fs.cat(path) for name, path in found.items() if not name.startswith(f"{VERSIONS_DIR}/")}
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from openpairs.cc.rules import ExtractConfig
 from openpairs.presets import stage_config
 from openpairs.stages.clip import ClipConfig
 from openpairs.stages.dedup import DedupConfig
-from openpairs.stages.download import DownloadConfig
+from openpairs.stages.download_config import DownloadConfig
 from openpairs.stages.filter import FilterConfig
 
 STAGE_CLASSES: dict[str, type] = {

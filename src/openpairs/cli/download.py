@@ -109,7 +109,8 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
     """Resolve the config, plan the shards and run them with a progress bar and a status table."""
     from openpairs.cli.common import print_result, stage_progress
     from openpairs.presets import stage_config
-    from openpairs.stages.download import DownloadConfig, run_shard
+    from openpairs.stages.download import run_shard
+    from openpairs.stages.download_config import DownloadConfig
     from openpairs.stages.download_memory import worker_environment
     from openpairs.stages.download_plan import plan_isolated
     from openpairs.stages.runner import run_stage

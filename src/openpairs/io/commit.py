@@ -17,6 +17,7 @@ from openpairs.core.stats import ShardStats
 from openpairs.io import fs as ofs
 
 TMP_MARK = ".tmp-"
+VERSIONS_DIR = "_versions"  # DIR/_versions/<stage>/<shard>.json: see ShardPaths.versions
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})  # no space left, disk quota exceeded
 
 
@@ -69,19 +70,31 @@ class ShardPaths:
         """A shard is done exactly when its stats file exists."""
         return ofs.exists(self.stats)
 
+    @property
+    def versions(self) -> str:
+        """Path of the record of the input versions this shard was made from (io.freshness). It lives
+        in DIR/_versions/, outside the stage's outputs: its modification stamps differ from run to run,
+        and the outputs must not."""
+        return ofs.join(self.out, VERSIONS_DIR, self.stage_dir, f"{shard_name(self.index)}.json")
+
     def read_stats(self) -> ShardStats:
         """The committed stats of a done shard."""
-        return ShardStats.from_dict(self.read_record())
+        return ShardStats.from_dict(json.loads(ofs.read_text(self.stats)))
 
-    def read_record(self) -> dict[str, Any]:
-        """The stats file as written: the stats and the `inputs` versions the shard was made from."""
-        return json.loads(ofs.read_text(self.stats))  # type: ignore[no-any-return]
+    def read_versions(self) -> dict[str, str]:
+        """The input versions recorded when this shard was committed ({} when none were tracked)."""
+        try:
+            return json.loads(ofs.read_text(self.versions))  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return {}
 
     def commit_stats(self, stats: ShardStats, inputs: dict[str, str] | None = None) -> None:
         """Write the stats file, last, atomically: this marks the shard done. `inputs`: the versions of
-        the inputs it was made from (io.freshness), so a resume can tell when they were rewritten."""
-        record = {**stats.to_dict(), "inputs": inputs} if inputs else stats.to_dict()
-        write_bytes_atomic(self.stats, json.dumps(record, indent=1, ensure_ascii=False).encode("utf-8"))
+        the inputs it was made from (io.freshness), recorded first, so a resume can tell when they were
+        rewritten."""
+        if inputs:
+            write_bytes_atomic(self.versions, json.dumps(inputs, indent=1, sort_keys=True).encode("utf-8"))
+        write_bytes_atomic(self.stats, stats.to_json().encode("utf-8"))
 
 
 @contextmanager

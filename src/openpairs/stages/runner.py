@@ -128,18 +128,18 @@ def _resume(tasks: Sequence[ShardTask], result: StageResult[C]) -> list[ShardTas
     A done shard whose recorded inputs were rewritten since is stale: its stats file is removed (it is
     no longer done) and it is redone.
     """
-    done = {task.index: task.paths.read_record() for task in tasks if task.paths.is_done()}
-    recorded = [path for record in done.values() for path in record.get("inputs") or {}]
-    current = freshness.listed_versions(recorded)
+    done = {task.index: task.paths.read_stats() for task in tasks if task.paths.is_done()}
+    recorded = {task.index: task.paths.read_versions() for task in tasks if task.index in done}
+    current = freshness.listed_versions([path for inputs in recorded.values() for path in inputs])
     todo: list[ShardTask] = []
     for task in tasks:
-        record = done.get(task.index)
-        inputs = (record or {}).get("inputs") or {}
-        if record is not None and all(current.get(p) == v for p, v in inputs.items()):
-            result.shards.append(ShardStats.from_dict(record))
+        stats = done.get(task.index)
+        inputs = recorded.get(task.index, {})
+        if stats is not None and all(current.get(p) == v for p, v in inputs.items()):
+            result.shards.append(stats)
             result.skipped += 1
             continue
-        if record is not None:
+        if stats is not None:
             ofs.remove(task.paths.stats)
             result.stale += 1
         todo.append(task)
