@@ -2,7 +2,7 @@
 
 The image embedding is compared with every prompt embedding; with its two most similar prompts:
 both sexual -> NSFW, both neutral -> UNLIKELY, one of each -> UNSURE. Rows without an image -> UNTAGGED.
-The prompt lists are ours (LAION did not publish theirs); they are documented in the README (Scoring section).
+The prompt lists are ours (LAION did not publish theirs); they are documented in docs/clip.md.
 """
 
 from __future__ import annotations
