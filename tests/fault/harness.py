@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +45,11 @@ def start(command: list[str], log: Path, stderr: Path, env: dict[str, str] | Non
 
 
 def wait_frozen(process: subprocess.Popen, log: Path, point: str, stderr: Path) -> Frozen:  # type: ignore[type-arg]
-    """Wait until the run reports it froze at `point`; fail (and kill it) if it ends or never gets there."""
+    """Wait until the run reports it froze at `point`; fail if it ends or never gets there."""
     deadline = time.monotonic() + WAIT_SECONDS
     while (record := _record(log, point)) is None:
         code = process.poll()
         if code is not None or time.monotonic() > deadline:
-            kill_group(process)
             tail = stderr.read_text(errors="replace")[-3000:]
             raise AssertionError(f"the run never reached crash point {point} (exit {code}):\n{tail}")
         time.sleep(0.05)
@@ -63,11 +63,22 @@ def kill_group(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
     process.wait()
 
 
+@contextlib.contextmanager
+def owned(process: subprocess.Popen) -> Iterator[subprocess.Popen]:  # type: ignore[type-arg]
+    """Kill the run's process group if the block fails (a test's timeout too): no frozen or hung run
+    outlives its test."""
+    try:
+        yield process
+    except BaseException:
+        kill_group(process)
+        raise
+
+
 def run_killed_at(command: list[str], point: str, workdir: Path) -> Frozen:
     """Run `command` until it freezes inside `point`, then SIGKILL its process group."""
     log, stderr = workdir / f"crash-{point}.jsonl", workdir / f"stderr-{point}.txt"
-    process = start(command, log, stderr, {ENV_POINT: point, ENV_LOG: str(log)})
-    frozen = wait_frozen(process, log, point, stderr)
+    with owned(start(command, log, stderr, {ENV_POINT: point, ENV_LOG: str(log)})) as process:
+        frozen = wait_frozen(process, log, point, stderr)
     kill_group(process)
     return frozen
 
@@ -76,11 +87,11 @@ def run_with_worker_killed(command: list[str], point: str, workdir: Path) -> Fro
     """Run `command` until a worker freezes inside `point`, SIGKILL that worker alone, and let the run
     finish (it must succeed: the executor runs the lost task again)."""
     log, stderr = workdir / f"crash-worker-{point}.jsonl", workdir / f"stderr-worker-{point}.txt"
-    process = start(command, log, stderr, {ENV_POINT: point, ENV_LOG: str(log)})
-    frozen = wait_frozen(process, log, point, stderr)
-    assert frozen.pid != process.pid, f"{point} froze in the driver ({frozen.pid}), not in a worker"
-    os.kill(frozen.pid, signal.SIGKILL)
-    code = process.wait(timeout=WAIT_SECONDS)
+    with owned(start(command, log, stderr, {ENV_POINT: point, ENV_LOG: str(log)})) as process:
+        frozen = wait_frozen(process, log, point, stderr)
+        assert frozen.pid != process.pid, f"{point} froze in the driver ({frozen.pid}), not in a worker"
+        os.kill(frozen.pid, signal.SIGKILL)
+        code = process.wait(timeout=WAIT_SECONDS)
     assert code == 0, (
         f"the run with its worker killed exited {code}:\n{stderr.read_text(errors='replace')[-3000:]}"
     )
@@ -90,8 +101,8 @@ def run_with_worker_killed(command: list[str], point: str, workdir: Path) -> Fro
 def run_to_end(command: list[str], workdir: Path, name: str = "final") -> None:
     """Run `command` to its end; it must succeed."""
     stderr = workdir / f"stderr-{name}.txt"
-    process = start(command, workdir / "unused.jsonl", stderr)
-    code = process.wait(timeout=WAIT_SECONDS)
+    with owned(start(command, workdir / "unused.jsonl", stderr)) as process:
+        code = process.wait(timeout=WAIT_SECONDS)
     assert code == 0, (
         f"{' '.join(command[:5])} … exited {code}:\n{stderr.read_text(errors='replace')[-3000:]}"
     )
