@@ -6,34 +6,38 @@ from typing import Annotated
 
 import typer
 
+Opt = typer.Option
+_Dir = Annotated[str, typer.Argument(help="dataset directory (with index/) or an index directory")]
+_Host = Annotated[str, Opt("--host", help="address to bind")]
+_Port = Annotated[int, Opt("--port", help="port to listen on")]
+_Name = Annotated[str, Opt("--name", help="index name (default: the dataset directory name)")]
+_Model = Annotated[str | None, Opt("--clip-model", help="CLIP for text/image queries")]
+_Pretrained = Annotated[str | None, Opt("--clip-pretrained", help="open_clip tag")]
+_Checkpoint = Annotated[str | None, Opt("--clip-checkpoint", help="local weights file")]
+_Device = Annotated[str, Opt("--clip-device", help="cpu, cuda or auto")]
+_ImageUrl = Annotated[bool, Opt("--allow-image-url", help="let queries fetch image URLs")]
+_Address = Annotated[list[str] | None, Opt("--allow-address", help="address/network image URLs may reach")]
+_Workers = Annotated[int, Opt("--workers", help="server processes (each loads the index)")]
+_MaxK = Annotated[int, Opt("--max-k", help="most results per query")]
+_MaxBody = Annotated[str, Opt("--max-body", help="largest request body")]
+_Cors = Annotated[list[str] | None, Opt("--cors-origin", help="allowed browser origins (default: any)")]
+
 
 def serve_command(
-    directory: Annotated[str, typer.Argument(help="dataset directory (with index/) or an index directory")],
-    host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 1234,
-    name: Annotated[
-        str, typer.Option("--name", help="index name (default: the dataset directory name)")
-    ] = "",
-    clip_model: Annotated[
-        str | None, typer.Option("--clip-model", help="CLIP for text/image queries")
-    ] = None,
-    clip_pretrained: Annotated[str | None, typer.Option("--clip-pretrained", help="open_clip tag")] = None,
-    clip_checkpoint: Annotated[
-        str | None, typer.Option("--clip-checkpoint", help="local weights file")
-    ] = None,
-    clip_device: Annotated[str, typer.Option("--clip-device", help="cpu, cuda or auto")] = "cpu",
-    allow_image_url: Annotated[
-        bool, typer.Option("--allow-image-url", help="let queries fetch image URLs")
-    ] = False,
-    allow_address: Annotated[
-        list[str] | None, typer.Option("--allow-address", help="address/network image URLs may reach")
-    ] = None,
-    workers: Annotated[int, typer.Option("--workers", help="server processes (each loads the index)")] = 1,
-    max_k: Annotated[int, typer.Option("--max-k", help="most results per query")] = 500,
-    max_body: Annotated[str, typer.Option("--max-body", help="largest request body")] = "8M",
-    cors_origin: Annotated[
-        list[str] | None, typer.Option("--cors-origin", help="allowed browser origins (default: any)")
-    ] = None,
+    directory: _Dir,
+    host: _Host = "127.0.0.1",
+    port: _Port = 1234,
+    name: _Name = "",
+    clip_model: _Model = None,
+    clip_pretrained: _Pretrained = None,
+    clip_checkpoint: _Checkpoint = None,
+    clip_device: _Device = "cpu",
+    allow_image_url: _ImageUrl = False,
+    allow_address: _Address = None,
+    workers: _Workers = 1,
+    max_k: _MaxK = 500,
+    max_body: _MaxBody = "8M",
+    cors_origin: _Cors = None,
 ) -> None:
     """Serve kNN search over DIR/index: POST /api/search, clip-retrieval's API, and a web page at /."""
     import logging
@@ -54,12 +58,9 @@ def serve_command(
                          cors_origins=tuple(cors_origin or ("*",)))  # fmt: skip
     try:
         run(config, host=host, port=port, workers=workers)
-    except IndexNotFoundError as exc:
+    except (IndexNotFoundError, ServeStartError) as exc:
         typer.echo(f"serve: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except ServeStartError as exc:
-        typer.echo(f"serve: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(2 if isinstance(exc, IndexNotFoundError) else 1) from exc
 
 
 def register(app: typer.Typer) -> None:

@@ -92,19 +92,24 @@ def router(service: Service) -> APIRouter:
         """Metadata of result ids: [{"id": i, "metadata": {...}}]."""
         payload = parse_json_object(await request.body())
         service.check_index(payload.get("indice_name"))
-        ids = payload.get("ids")
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise ApiError(422, "ids must be a list of integers")
-        if len(ids) > service.config.max_result_ids:
-            raise ApiError(413, f"at most {service.config.max_result_ids} ids per request")
-        count = len(service.index.metadata)
-        bad = [i for i in ids if not 0 <= i < count]
-        if bad:
-            raise ApiError(404, f"ids out of range 0..{count - 1}: {bad[:10]}")
+        ids = _checked_ids(payload.get("ids"), service)
         rows = service.index.metadata.rows(np.array(ids, dtype=np.int64))
         return [{"id": i, "metadata": row} for i, row in zip(ids, rows, strict=True)]
 
     return compat
+
+
+def _checked_ids(ids: Any, service: Service) -> list[int]:
+    """The ids of a /metadata request, or the ApiError that says what is wrong with them."""
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise ApiError(422, "ids must be a list of integers")
+    if len(ids) > service.config.max_result_ids:
+        raise ApiError(413, f"at most {service.config.max_result_ids} ids per request")
+    count = len(service.index.metadata)
+    bad = [i for i in ids if not 0 <= i < count]
+    if bad:
+        raise ApiError(404, f"ids out of range 0..{count - 1}: {bad[:10]}")
+    return ids
 
 
 def _with_metadata(result: dict[str, Any]) -> dict[str, Any]:
