@@ -41,22 +41,28 @@ def reached(point: str, index: int = 0) -> None:
     if not wanted:
         return
     name, _, at = wanted.partition(":")
+    if name not in POINTS:
+        raise ValueError(f"{ENV_POINT}={wanted}: no such crash point (known: {', '.join(POINTS)})")
     if name != point or (at and int(at) != index):
         return
     log = os.environ.get(ENV_LOG)
     if not log:
         raise RuntimeError(f"{ENV_POINT} is set but {ENV_LOG} is not: nobody would see the crash point")
-    if _fired(log, point):
-        return
-    record = {"point": point, "index": index, "pid": os.getpid(), "host": socket.gethostname()}
-    with open(log, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+    if _first(log, point) is not None:
+        return  # fired already: a retried task passes
+    mine = {"point": point, "index": index, "pid": os.getpid(), "host": socket.gethostname()}
+    with open(log, "a", encoding="utf-8") as handle:  # one small append: atomic beside other writers
+        handle.write(json.dumps(mine) + "\n")
+    if _first(log, point) != mine:
+        return  # another worker reached it at the same moment and froze: only the first line's freezes
     while True:  # frozen until killed
         time.sleep(3600)
 
 
-def _fired(log: str, point: str) -> bool:
+def _first(log: str, point: str) -> dict[str, object] | None:
+    """The first record of `point` in the log, if any."""
     if not os.path.exists(log):
-        return False
+        return None
     with open(log, encoding="utf-8") as handle:
-        return any(json.loads(line).get("point") == point for line in handle if line.strip())
+        records = (json.loads(line) for line in handle if line.strip())
+        return next((record for record in records if record.get("point") == point), None)
