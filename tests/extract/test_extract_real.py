@@ -34,7 +34,7 @@ def test_2014_page_laion400m_resolves_relative_urls_then_cld3_rejects_them(run, 
         ("http://0pointer.de/photos/galleries/Australia/thumbs/img-495.jpg", "Previous", CC_LICENSE),
         (CC_IMAGE, "Creative Commons License", CC_LICENSE),
     ]
-    assert [r["key"] for r in rows] == ["0000000000000", "0000000000001"]
+    assert [r["key"] for r in rows] == ["0000000000000000", "0000000000000001"]
 
 
 def test_derived_wat_counts_match_its_readme(run, tmp_path) -> None:

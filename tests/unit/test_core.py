@@ -11,7 +11,8 @@ import pytest
 from openpairs.core.keys import mint_key, split_key
 from openpairs.core.stats import MAX_ERROR_MESSAGES, OTHER_ERRORS, ShardStats
 from openpairs.core.status import Status, http_status, is_transient
-from openpairs.io.commit import ShardPaths, atomic_open
+from openpairs.io import fs as ofs
+from openpairs.io.commit import ShardPaths, atomic_open, shard_index, shard_name
 from openpairs.presets import stage_config
 from openpairs.stages.dedup import DedupConfig
 from openpairs.stages.extract import ExtractConfig
@@ -43,11 +44,27 @@ def test_transient_statuses() -> None:
 
 
 def test_keys_sort_in_input_order_and_round_trip() -> None:
-    keys = [mint_key(s, r) for s in (0, 1, 12) for r in (0, 5, 999_999)]
-    assert keys == sorted(keys)
-    assert split_key(mint_key(12, 34)) == (12, 34)
-    with pytest.raises(ValueError, match="does not fit"):
-        mint_key(0, 10**7)
+    shards = (0, 1, 12, 99_999, 100_000, 999_999, 1_000_000, 123_456_789)
+    keys = [mint_key(s, r) for s in shards for r in (0, 5, 999_999, 9_999_999)]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys) == 4 * len(shards)
+    assert {len(key) for key in keys} == {16}
+    assert split_key(mint_key(1_000_000, 34)) == (1_000_000, 34)
+    for shard, row in ((0, 10**7), (10**9, 0), (-1, 0)):
+        with pytest.raises(ValueError, match="does not fit"):
+            mint_key(shard, row)
+
+
+def test_shard_names_sort_as_numbers_past_five_digits(tmp_path) -> None:
+    indices = [0, 2, 10, 9_999, 10_000, 10_001, 99_999, 100_000, 100_001, 1_000_000, 12_345_678]
+    for index in reversed(indices):
+        (tmp_path / f"{shard_name(index)}.parquet").write_bytes(b"")
+        (tmp_path / f"{shard_name(index)}_stats.json").write_bytes(b"")
+    listed = ofs.list_files(str(tmp_path), ".parquet")
+    assert [shard_index(path) for path in listed] == indices
+    stats = ofs.list_files(str(tmp_path), "_stats.json")
+    assert [shard_index(path) for path in stats] == indices
+    assert shard_name(42) == "00042" and shard_name(100_000) == "100000"
+    assert shard_index("notes.txt") is None
 
 
 def test_presets_and_overrides() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,9 +39,20 @@ def out_of_space(error: BaseException) -> OSError | None:
     return None
 
 
+_SHARD_FILE = re.compile(r"(\d+)(?:[._]|$)")
+
+
 def shard_name(index: int) -> str:
-    """Zero-padded shard file stem, e.g. 00042."""
+    """Shard file stem, zero-padded to five digits (00042) and wider beyond 99,999 (123456), as LAION's."""
+    if index < 0:
+        raise ValueError(f"shard index {index} is negative")
     return f"{index:05d}"
+
+
+def shard_index(name: str) -> int | None:
+    """The index of a shard's file (`00042.parquet`, `00042_stats.json` -> 42), None for other names."""
+    found = _SHARD_FILE.match(name.rsplit("/", 1)[-1])
+    return int(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)

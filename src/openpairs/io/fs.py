@@ -6,12 +6,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 import fsspec
 from fsspec import AbstractFileSystem
+
+_RUNS = re.compile(r"\d+|\D+")
 
 REMOTE_PREFIXES = ("http://", "https://")
 S3_PROTOCOLS = ("s3", "s3a")
@@ -165,14 +168,24 @@ def read_text(path: str) -> str:
 
 
 def list_files(directory: str, suffix: str = "") -> list[str]:
-    """Sorted full paths of the files directly in `directory` ending with `suffix` (empty if missing)."""
+    """Full paths of the files directly in `directory` ending with `suffix`, in `natural_order` (empty
+    if missing): shard 100000 comes after 99999, however many digits the names have."""
     fs, p = filesystem(directory)
     fs.invalidate_cache(p)  # object stores cache listings; shards may have landed since
     if not fs.exists(p):
         return []
     protocol = _protocol_prefix(directory)
     names = [entry for entry in fs.ls(p, detail=False) if str(entry).endswith(suffix)]
-    return sorted(protocol + str(name).lstrip("/") if protocol else str(name) for name in names)
+    paths = [protocol + str(name).lstrip("/") if protocol else str(name) for name in names]
+    return sorted(paths, key=natural_order)
+
+
+def natural_order(path: str) -> tuple[tuple[tuple[int, str, int], ...], str]:
+    """Sort key that orders the digit runs of a file name as numbers: 99999 < 100000, 00002 < 00010
+    (the whole path breaks ties, so the order is total)."""
+    name = path.rsplit("/", 1)[-1]
+    runs = tuple((1, "", int(run)) if run.isdigit() else (0, run, 0) for run in _RUNS.findall(name))
+    return runs, path
 
 
 def remove(path: str) -> None:
