@@ -27,7 +27,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 pytest: install system-deps
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=30
 
 test: lint typecheck pytest
 
