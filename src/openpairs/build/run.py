@@ -102,7 +102,7 @@ def _clip(
     from openpairs.stages import clip
 
     tasks = clip.shard_tasks(out)
-    stage = run_stage(clip.run_shard, config.clip, tasks, executor, bar, {"num_cpus": 1})
+    stage = run_stage(clip.run_shard, config.clip, tasks, executor, bar, config.clip.resources())
     result.record("clip", stage)
     if config.clip.image_dedup and stage.ok:
         from openpairs.stages.clip_dedup import global_dup_groups
