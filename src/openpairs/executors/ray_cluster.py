@@ -15,13 +15,19 @@ LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 SHIPPED_EXCLUDES = ["__pycache__", "*.pyc"]
 
 
-def start_local(workers: int) -> Any:
-    """Start a Ray for this process alone, every one of its sockets on 127.0.0.1."""
+def _on_loopback() -> None:
+    """From now on, Ray in this process (and what it starts) takes this machine to be 127.0.0.1."""
     os.environ[LOOPBACK_SWITCH] = "0"  # read when ray is imported, and inherited by the processes it starts
-    import ray
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # ray may have been imported before the line above
+
+
+def start_local(workers: int) -> Any:
+    """Start a Ray for this process alone, every one of its sockets on 127.0.0.1."""
+    _on_loopback()
+    import ray
+
     return ray.init(
         num_cpus=workers,
         include_dashboard=False,
@@ -35,6 +41,10 @@ def connect(address: str) -> Any:
     its workers (its nodes need only openpairs's dependencies installed)."""
     import ray
 
+    host = address.removeprefix("ray://").rsplit(":", 1)[0]
+    if host == "localhost" or host.startswith("127."):
+        _on_loopback()  # a cluster on loopback (ray start with the same switch): else Ray looks for its
+        # raylet at this machine's network address, and waits for it forever
     return ray.init(address=address, log_to_driver=False, runtime_env=shipped_environment())
 
 

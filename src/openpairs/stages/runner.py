@@ -97,6 +97,7 @@ def run_stage(
             raise
         finally:
             runner.close()
+        commit.remove_stale_temporaries(tasks[0].paths.directory)  # a lost attempt's (its node may be gone)
     result.shards.sort(key=lambda s: s.shard)
     _write_failures(tasks, result.failed)
     result.seconds = time.perf_counter() - started
