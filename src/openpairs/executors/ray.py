@@ -22,7 +22,9 @@ from openpairs.executors import ray_cluster as cluster
 
 RAY_RETRIES = 3  # Ray's own reruns of a task whose worker or node died (OOM kills included)
 WINDOW_PER_SLOT = 2  # tasks in flight per task slot of the cluster
-BATCH_WAIT_SECONDS = 0.05  # how long one collection waits for more results once one is ready
+BATCH_WAIT_SECONDS = (
+    0.0  # a sweep for the results already there once one is ready (waiting longer idles slots)
+)
 SLOTS_EVERY_SECONDS = 2.0  # how often the slots are recounted (nodes join and leave)
 LEDGER_NAMESPACE = "openpairs-attempts"
 RESOURCE_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}

@@ -29,6 +29,7 @@ def start_local(workers: int) -> Any:
     import ray
 
     return ray.init(
+        address="local",  # a new Ray of our own, never one `ray start` left listed on this machine
         num_cpus=workers,
         include_dashboard=False,
         log_to_driver=False,
