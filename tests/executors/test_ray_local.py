@@ -9,7 +9,7 @@ import pytest
 
 from openpairs.executors import ExecutorConfig
 from openpairs.executors.ray import RayExecutor
-from openpairs.executors.ray_cluster import unshared_out_error
+from openpairs.executors.ray_cluster import LOOPBACK_SWITCH, unshared_out_error
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,7 @@ def test_a_local_ray_listens_on_loopback_only(executor: RayExecutor) -> None:
     exposed = [s for s in sockets if s[1] not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")]
     assert exposed == [], f"Ray processes listening beyond loopback: {exposed}"
     assert ray.util.get_node_ip_address() == "127.0.0.1"
+    assert LOOPBACK_SWITCH not in os.environ  # the process itself may still join a cluster on the network
 
 
 def test_a_long_sequence_runs_through_the_window_in_order_of_positions(executor: RayExecutor) -> None:

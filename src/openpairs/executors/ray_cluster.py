@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +17,37 @@ LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 SHIPPED_EXCLUDES = ["__pycache__", "*.pyc"]
 
 
-def _on_loopback() -> None:
-    """From now on, Ray in this process (and what it starts) takes this machine to be 127.0.0.1."""
+@contextmanager
+def _on_loopback() -> Iterator[None]:
+    """While Ray starts or joins in this block, it takes this machine to be 127.0.0.1 (the processes it
+    starts keep that); afterwards the process is as before, free to join a cluster on the network."""
+    before = os.environ.get(LOOPBACK_SWITCH)
     os.environ[LOOPBACK_SWITCH] = "0"  # read when ray is imported, and inherited by the processes it starts
     from ray._private import ray_constants
 
-    ray_constants.ENABLE_RAY_CLUSTER = False  # ray may have been imported before the line above
+    enabled, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False  # imported before?
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = enabled
+        if before is None:
+            del os.environ[LOOPBACK_SWITCH]
+        else:
+            os.environ[LOOPBACK_SWITCH] = before
 
 
 def start_local(workers: int) -> Any:
     """Start a Ray for this process alone, every one of its sockets on 127.0.0.1."""
-    _on_loopback()
     import ray
 
-    return ray.init(
-        address="local",  # a new Ray of our own, never one `ray start` left listed on this machine
-        num_cpus=workers,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": forwarded_environment()},
-    )
+    with _on_loopback():
+        return ray.init(
+            address="local",  # a new Ray of our own, never one `ray start` left listed on this machine
+            num_cpus=workers,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": forwarded_environment()},
+        )
 
 
 def connect(address: str) -> Any:
@@ -43,10 +56,11 @@ def connect(address: str) -> Any:
     import ray
 
     host = address.removeprefix("ray://").rsplit(":", 1)[0]
-    if host == "localhost" or host.startswith("127."):
-        _on_loopback()  # a cluster on loopback (ray start with the same switch): else Ray looks for its
-        # raylet at this machine's network address, and waits for it forever
-    return ray.init(address=address, log_to_driver=False, runtime_env=shipped_environment())
+    on_loopback = host == "localhost" or host.startswith("127.")
+    # a cluster on loopback (started with the same switch): else Ray looks for its raylet at this
+    # machine's network address, and waits for it forever
+    with _on_loopback() if on_loopback else nullcontext():
+        return ray.init(address=address, log_to_driver=False, runtime_env=shipped_environment())
 
 
 def shipped_environment() -> dict[str, Any]:
