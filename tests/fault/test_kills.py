@@ -134,7 +134,7 @@ def ray_address() -> Iterator[str]:
     """A local Ray cluster that outlives every driver the tests start and kill, as a real one does."""
     import ray
 
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # our own
     try:
         yield context.address_info["gcs_address"]
     finally:
