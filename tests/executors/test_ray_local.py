@@ -65,7 +65,12 @@ def test_a_long_sequence_runs_through_the_window_in_order_of_positions(executor:
 
 
 def test_a_task_no_node_can_run_is_refused_not_left_waiting() -> None:
-    gpu = RayExecutor(ExecutorConfig(kind="ray", workers=2), {"num_gpus": 1})  # joins the running Ray
+    from openpairs.stages.clip import ClipConfig
+
+    assert ClipConfig(device="cpu").resources() == {"num_cpus": 1}
+    declared = ClipConfig(device="cuda").resources()  # what build and `openpairs clip` pass to run_stage
+    assert declared == {"num_cpus": 1, "num_gpus": 1}
+    gpu = RayExecutor(ExecutorConfig(kind="ray", workers=2), declared)  # joins the running (CPU-only) Ray
     with pytest.raises(ValueError, match="no node of the Ray cluster has what one task needs"):
         list(gpu.imap(str, [1]))
 
