@@ -64,6 +64,14 @@ def test_a_long_sequence_runs_through_the_window_in_order_of_positions(executor:
     assert results == {n: n * n for n in range(300)}
 
 
+def test_an_item_ray_cannot_send_fails_alone(executor: RayExecutor) -> None:
+    import threading
+
+    results = dict(executor.imap(str, [1, threading.Lock(), 3]))
+    assert results[0] == "1" and results[2] == "3"
+    assert isinstance(results[1], Exception) and "lock" in str(results[1]).lower()
+
+
 def test_a_task_no_node_can_run_is_refused_not_left_waiting() -> None:
     from openpairs.stages.clip import ClipConfig
 

@@ -22,9 +22,7 @@ from openpairs.executors import ray_cluster as cluster
 
 RAY_RETRIES = 3  # Ray's own reruns of a task whose worker or node died (OOM kills included)
 WINDOW_PER_SLOT = 2  # tasks in flight per task slot of the cluster
-BATCH_WAIT_SECONDS = (
-    0.0  # a sweep for the results already there once one is ready (waiting longer idles slots)
-)
+BATCH_WAIT_SECONDS = 0.0  # after one result, sweep those already there (waiting longer idles slots)
 SLOTS_EVERY_SECONDS = 2.0  # how often the slots are recounted (nodes join and leave)
 LEDGER_NAMESPACE = "openpairs-attempts"
 RESOURCE_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
@@ -85,15 +83,19 @@ class RayExecutor:
             while todo or pending:
                 while todo and len(pending) < window:
                     position = todo.popleft()
-                    pending[remote.remote(function, items[position], ledger)] = position
-                yield from self._collect(pending)
+                    try:
+                        pending[remote.remote(function, items[position], ledger)] = position
+                    except Exception as exc:  # an item Ray cannot send: its own failure, as in the pool
+                        yield position, exc
+                if pending:
+                    yield from self._collect(pending)
                 if time.monotonic() - counted > SLOTS_EVERY_SECONDS:
                     window, counted = self._window(), time.monotonic()
         finally:
             self._forget(ledger)
 
     def _collect(self, pending: dict[Any, int]) -> Iterator[tuple[int, Any]]:
-        """Wait for at least one result, take every one ready within a short while, yield them."""
+        """Wait for one result, take every other one already there in the same sweep, yield them."""
         ready, _ = self._ray.wait(list(pending), num_returns=1)
         more, _ = self._ray.wait(list(pending), num_returns=len(pending), timeout=BATCH_WAIT_SECONDS)
         done = list(dict.fromkeys([*ready, *more]))
