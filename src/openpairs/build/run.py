@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from openpairs.build.config import BuildConfig
 from openpairs.core.stats import ShardStats
-from openpairs.executors import ExecutorConfig
+from openpairs.executors import ExecutorConfig, make_executor
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages.runner import Progress, StageResult, run_stage
@@ -53,6 +53,8 @@ def run_build(
     from openpairs.stages import clip
 
     clip.preload(config.clip)  # a missing model fails now, not after the downloads
+    if executor.kind == "ray" and executor.ray_address:
+        make_executor(executor, out=out)  # joins now: an --out the workers cannot all see stops here
     ofs.makedirs(out)
     commit.write_bytes_atomic(ofs.join(out, "config.json"), config.to_json().encode("utf-8"))
     result = BuildResult(out)
@@ -102,7 +104,7 @@ def _clip(
     from openpairs.stages import clip
 
     tasks = clip.shard_tasks(out)
-    stage = run_stage(clip.run_shard, config.clip, tasks, executor, bar, {"num_cpus": 1})
+    stage = run_stage(clip.run_shard, config.clip, tasks, executor, bar, config.clip.resources())
     result.record("clip", stage)
     if config.clip.image_dedup and stage.ok:
         from openpairs.stages.clip_dedup import global_dup_groups

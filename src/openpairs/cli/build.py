@@ -10,6 +10,7 @@ from openpairs.cli.common import (
     ExecutorOpt,
     PresetOpt,
     RayAddressOpt,
+    SharedOutOpt,
     WorkersOpt,
     executor_config,
     progress_rows,
@@ -36,6 +37,7 @@ def build(
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
+    shared_out: SharedOutOpt = False,
 ) -> None:
     """Run extract, dedup, download, clip, filter, export and report; a re-run resumes where it stopped."""
     from openpairs.build import build_config, run_build
@@ -56,7 +58,9 @@ def build(
         raise typer.BadParameter(str(exc)) from None
     _prepare(inputs, out, config)
     with progress_rows() as progress_for:
-        result = run_build(inputs, out, config, executor_config(executor, workers, ray_address), progress_for)
+        result = run_build(
+            inputs, out, config, executor_config(executor, workers, ray_address, shared_out), progress_for
+        )
     _finish(result)
 
 

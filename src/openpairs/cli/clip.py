@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt
+from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt, SharedOutOpt
 
 ModelOpt = Annotated[
     str | None, typer.Option("--clip-model", help="open_clip architecture [default: ViT-B-32]")
@@ -65,6 +65,7 @@ def clip(
     executor: ExecutorOpt = "local",
     workers: Annotated[int, typer.Option("--workers", help="worker processes (each loads the model)")] = 1,
     ray_address: RayAddressOpt = None,
+    shared_out: SharedOutOpt = False,
 ) -> None:
     """Score every downloaded sample of DIR/shards into DIR/clip (parquet + img_emb/ + text_emb/)."""
     from openpairs.cli.common import executor_config
@@ -84,7 +85,7 @@ def clip(
         "multilingual_model": multilingual_model,
     }
     config, models = _resolve(preset, overrides)
-    _execute(out, config, models, executor_config(executor, workers, ray_address))
+    _execute(out, config, models, executor_config(executor, workers, ray_address, shared_out))
 
 
 def _resolve(preset: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
@@ -126,7 +127,7 @@ def _execute(out: str, config: Any, models: Any, executor: Any) -> None:
     announce(console, config, models)
     _record_config(out, config)
     with stage_progress("clip") as progress:
-        result = run_stage(run_shard, config, tasks, executor, progress, {"num_cpus": 1})
+        result = run_stage(run_shard, config, tasks, executor, progress, config.resources())
     if config.image_dedup and result.ok:
         from openpairs.stages.clip_dedup import global_dup_groups
 

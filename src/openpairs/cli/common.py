@@ -18,10 +18,19 @@ WorkersOpt = Annotated[int, typer.Option("--workers", help="worker processes (0:
 RayAddressOpt = Annotated[
     str | None, typer.Option("--ray-address", help="Ray cluster address (default: start a local Ray)")
 ]
+SharedOutOpt = Annotated[
+    bool,
+    typer.Option(
+        "--shared-out",
+        help="with --ray-address: the local --out path is a shared filesystem mounted at the same place on every node",
+    ),
+]
 PresetOpt = Annotated[str, typer.Option("--preset", help="laion400m or laion5b")]
 
 
-def executor_config(executor: str, workers: int, ray_address: str | None) -> ExecutorConfig:
+def executor_config(
+    executor: str, workers: int, ray_address: str | None, shared_out: bool = False
+) -> ExecutorConfig:
     """Validated executor settings from the command line (and pyarrow told to leave pandas unloaded: every
     stage command passes here before it runs, and this process is ours)."""
     from openpairs.core.lean import arrow_without_pandas
@@ -31,7 +40,7 @@ def executor_config(executor: str, workers: int, ray_address: str | None) -> Exe
 
     if executor not in ("local", "ray"):
         raise typer.BadParameter(f"--executor must be local or ray, not {executor!r}")
-    return ExecutorConfig(kind=executor, workers=workers, ray_address=ray_address)  # type: ignore[arg-type]
+    return ExecutorConfig(kind=executor, workers=workers, ray_address=ray_address, shared_out=shared_out)  # type: ignore[arg-type]
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt, executor_config
+from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt, SharedOutOpt, executor_config
 
 if TYPE_CHECKING:
     from openpairs.executors import ExecutorConfig
@@ -96,13 +96,14 @@ def download(
     retry_failed: _RetryFailed = False,
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
+    shared_out: SharedOutOpt = False,
 ) -> None:
     """Download images into DIR/shards/<i>.tar (+ .parquet, _stats.json), resumably."""
     options = {name: value for name, value in locals().items() if name not in NOT_CONFIG}
-    _run(input, out, preset, executor_config(executor, workers, ray_address), options)
+    _run(input, out, preset, executor_config(executor, workers, ray_address, shared_out), options)
 
 
-NOT_CONFIG = ("input", "out", "preset", "workers", "executor", "ray_address")
+NOT_CONFIG = ("input", "out", "preset", "workers", "executor", "ray_address", "shared_out")
 
 
 def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: dict[str, Any]) -> None:

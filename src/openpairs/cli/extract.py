@@ -10,6 +10,7 @@ from openpairs.cli.common import (
     ExecutorOpt,
     PresetOpt,
     RayAddressOpt,
+    SharedOutOpt,
     WorkersOpt,
     executor_config,
     print_result,
@@ -67,6 +68,7 @@ def extract(
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
+    shared_out: SharedOutOpt = False,
 ) -> None:
     """Extract (image URL, alt text) candidates from Common Crawl WAT files and deduplicate them."""
     from openpairs.cc.rules import ExtractConfig
@@ -92,7 +94,7 @@ def extract(
         typer.echo(f"extract: {exc}", err=True)
         raise typer.Exit(2) from None
     with stage_progress("extract") as progress:
-        run = executor_config(executor, workers, ray_address)
+        run = executor_config(executor, workers, ray_address, shared_out)
         outcome = run_extract(sources, out, rules, dedup_config, run, progress)
     _summarise(outcome, out)
 

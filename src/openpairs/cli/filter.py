@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt, WorkersOpt
+from openpairs.cli.common import ExecutorOpt, PresetOpt, RayAddressOpt, SharedOutOpt, WorkersOpt
 
 SimOpt = Annotated[
     float | None, typer.Option("--min-similarity", help="English captions [default: preset, 0.3 / 0.28]")
@@ -31,6 +31,7 @@ def filter_(
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
+    shared_out: SharedOutOpt = False,
 ) -> None:
     """Mark every candidate ok or dropped (with its reason) into DIR/filter; re-running recomputes."""
     from rich.console import Console
@@ -51,7 +52,9 @@ def filter_(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     with stage_progress("filter") as progress:
-        result = run_filter(out, config, executor_config(executor, workers, ray_address), progress)
+        result = run_filter(
+            out, config, executor_config(executor, workers, ray_address, shared_out), progress
+        )
     if not result.shards and not result.failed:
         Console(stderr=True).print(f"[red]filter: no download shards (shards/<i>.parquet) under {out}")
         raise typer.Exit(code=2)

@@ -19,6 +19,7 @@ class ExecutorConfig:
     workers: int = 0  # 0: one per core
     ray_address: str | None = None
     retries: int = 1  # extra attempts for a shard that raised
+    shared_out: bool = False  # a local --out is a shared filesystem, mounted at the same place on every node
 
     def worker_count(self) -> int:
         """Resolved number of workers (cores when unset)."""
@@ -66,12 +67,26 @@ def set_draining_hook(hook: Callable[[], None] | None) -> None:
     _task.draining = hook
 
 
-def make_executor(config: ExecutorConfig, resources: dict[str, float] | None = None) -> Executor:
-    """The executor named by `config` (Ray is imported only when asked for)."""
+def lost_before() -> tuple[str, ...]:
+    """Why earlier attempts of the task running in this thread died, when the executor itself ran it again
+    (Ray's own retries); () when none did, and in every other executor (the runner resubmits those)."""
+    return getattr(_task, "lost", ())
+
+
+def set_lost_before(reasons: tuple[str, ...]) -> None:
+    """Set what `lost_before()` answers in the current thread; the Ray executor's tasks use it."""
+    _task.lost = reasons
+
+
+def make_executor(
+    config: ExecutorConfig, resources: dict[str, float] | None = None, out: str | None = None
+) -> Executor:
+    """The executor named by `config` (Ray is imported only when asked for); the local one ignores
+    `resources`, Ray gives them to every task and refuses an `out` its workers cannot all see."""
     if config.kind == "ray":
         from openpairs.executors.ray import RayExecutor
 
-        return RayExecutor(config, resources or {})
+        return RayExecutor(config, resources or {}, out)
     from openpairs.executors.local import LocalExecutor
 
     return LocalExecutor(config)

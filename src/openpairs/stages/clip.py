@@ -62,6 +62,10 @@ class ClipConfig:
         if self.heads not in HEADS_MODES:
             raise ValueError(f"heads must be one of {', '.join(HEADS_MODES)}, not {self.heads!r}")
 
+    def resources(self) -> dict[str, float]:
+        """What one clip task needs from a Ray node: a core, and a GPU when the device is cuda."""
+        return {"num_cpus": 1, "num_gpus": 1} if self.device.startswith("cuda") else {"num_cpus": 1}
+
     @property
     def spec(self) -> ClipModelSpec:
         """The CLIP model to load."""

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, Generic, TypeVar
 
 from openpairs.core.stats import ShardStats, merge_all
-from openpairs.executors import Executor, ExecutorConfig, WorkerLost, make_executor
+from openpairs.executors import Executor, ExecutorConfig, WorkerLost, lost_before, make_executor
 from openpairs.io import commit, freshness
 from openpairs.io import fs as ofs
 
@@ -77,7 +77,7 @@ def run_stage(
     if progress:
         progress(done, len(tasks), None)
     if todo:
-        runner = make_executor(executor, resources)
+        runner = make_executor(executor, resources, todo[0].out)
         try:
             work = partial(_attempt, run_shard, config, executor.retries)
             for task, outcome in _outcomes(runner, work, todo, executor.retries):
@@ -97,6 +97,7 @@ def run_stage(
             raise
         finally:
             runner.close()
+        commit.remove_stale_temporaries(tasks[0].paths.directory)  # a lost attempt's (its node may be gone)
     result.shards.sort(key=lambda s: s.shard)
     _write_failures(tasks, result.failed)
     result.seconds = time.perf_counter() - started
@@ -154,7 +155,7 @@ def _attempt(
         try:
             inputs = freshness.versions(task.inputs, task.out)  # before reading: a later rewrite shows
             stats = run_shard(config, task)
-            for reason in task.lost:
+            for reason in (*task.lost, *lost_before()):  # resubmitted by the runner, or rerun by Ray
                 stats.bump("worker_lost")
                 stats.error(f"worker_lost: {reason}")
             task.paths.commit_stats(stats, inputs)
