@@ -34,9 +34,16 @@ Language = Annotated[str | None, typer.Option(help="cld3 or off", rich_help_pane
 English = Annotated[bool | None, typer.Option("--english-only/--all-languages", rich_help_panel=RULES)]
 Dedup = Annotated[str | None, typer.Option(help="url, url+caption or none", rich_help_panel=DEDUP)]
 ShardSize = Annotated[int | None, typer.Option(help="rows per candidates shard", rich_help_panel=DEDUP)]
-Bloom = Annotated[
-    str | None, typer.Option(help="bloom filter file of pairs seen before", rich_help_panel=DEDUP)
+History = Annotated[
+    str | None,
+    typer.Option(
+        help="directory (or URL) of the dedup hashes of earlier runs, updated", rich_help_panel=DEDUP
+    ),
 ]
+RowsPerTask = Annotated[
+    int | None, typer.Option(help="rows one dedup task holds (bounds its memory)", rich_help_panel=DEDUP)
+]
+Bloom = Annotated[str | None, typer.Option(hidden=True, help="replaced by --history")]
 Split = Annotated[
     bool | None,
     typer.Option(
@@ -62,6 +69,8 @@ def extract(
     english_only: English = None,
     dedup: Dedup = None,
     shard_size: ShardSize = None,
+    history: History = None,
+    rows_per_task: RowsPerTask = None,
     bloom: Bloom = None,
     split_languages: Split = None,
     executor: ExecutorOpt = "local",
@@ -77,10 +86,13 @@ def extract(
     sources = list(inputs or []) + _crawl_inputs(crawl, wat_count, wat_range, cc_base_url)
     if not sources:
         raise typer.BadParameter("give WAT files or --crawl")
+    if bloom is not None:
+        raise typer.BadParameter("--bloom is gone: use --history DIR (an exact history of dedup hashes)")
     rule_values = dict(relative_urls=relative_urls, max_url_length=max_url_length, min_alt_length=min_alt_length,
                        max_alt_length=max_alt_length, language=language, english_only=english_only,
                        drop_extensions=_extensions(drop_extensions))  # fmt: skip
-    dedup_values = dict(dedup=dedup, shard_size=shard_size, bloom=bloom, split_languages=split_languages)
+    dedup_values = dict(dedup=dedup, shard_size=shard_size, history=history, rows_per_task=rows_per_task,
+                        split_languages=split_languages)  # fmt: skip
     try:
         rules = stage_config(ExtractConfig, "extract", preset, **rule_values)
         dedup_config = stage_config(DedupConfig, "dedup", preset, **dedup_values)

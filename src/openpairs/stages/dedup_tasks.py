@@ -1,0 +1,206 @@
+"""The dedup step's tasks: count the extract shards, map (hash-partition) groups of them, reduce a range.
+
+Every task reads and writes files under the scratch folder of the output store, commits them atomically
+and then its marker, and returns nothing the driver must hold: a killed task is simply run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from openpairs.core import crashpoints
+from openpairs.core.schemas import CANDIDATE_SCHEMA
+from openpairs.io import commit
+from openpairs.io import fs as ofs
+from openpairs.stages import history, shuffle
+
+HASH = "_hash"
+LANGUAGE_GROUPS = ("en", "multi", "nolang")
+SCRATCH_ROW_GROUP = 16_384  # reducer outputs: the cut reads only the row groups it overlaps
+
+
+def language_group(code: str) -> str:
+    """LAION-5B's three groups: en, multi (another language) and nolang."""
+    return "en" if code == "en" else ("nolang" if not code else "multi")
+
+
+def language_groups(table: pa.Table) -> np.ndarray:
+    """Each row's language group (vectorised `language_group`)."""
+    codes = pc.fill_null(table["language"], "")
+    english = pc.equal(codes, "en").to_numpy(zero_copy_only=False)
+    empty = pc.equal(codes, "").to_numpy(zero_copy_only=False)
+    return np.where(english, "en", np.where(empty, "nolang", "multi"))
+
+
+def in_group(group: str, table: pa.Table) -> np.ndarray:
+    """Mask of the rows of `table` in language group `group` (a cut's row filter)."""
+    return language_groups(table) == group
+
+
+def dedup_keys(table: pa.Table, mode: str) -> pa.Array:
+    """The string each row is deduplicated on."""
+    if mode == "url":
+        return table["url"].combine_chunks()
+    return pc.binary_join_element_wise(table["url"], table["caption"], "\x00").combine_chunks()
+
+
+@dataclass(frozen=True)
+class CountTask:
+    """Count the rows (per language group when `split`) of some extract shards."""
+
+    scratch: str
+    index: int
+    sources: tuple[str, ...]
+    split: bool
+
+    @property
+    def marker(self) -> str:
+        """Done marker: {"files": [{group: rows}, ...]} in source order."""
+        return ofs.join(self.scratch, "count", f"{commit.shard_name(self.index)}.json")
+
+
+def count_rows(task: CountTask) -> None:
+    """Write the marker with each source's row count (per language group when split)."""
+    files = []
+    for path in task.sources:
+        with ofs.open_file(path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            if task.split:
+                groups = language_groups(parquet.read(columns=["language"]))
+                files.append({group: int((groups == group).sum()) for group in LANGUAGE_GROUPS})
+            else:
+                files.append({"all": parquet.metadata.num_rows})
+    shuffle.write_marker(task.marker, {"files": files})
+
+
+@dataclass(frozen=True)
+class MapTask:
+    """Hash-partition some extract shards into one file whose row group r is reducer r's share."""
+
+    scratch: str
+    index: int
+    sources: tuple[str, ...]
+    reducers: int
+    mode: str
+
+    @property
+    def output(self) -> str:
+        """The partitioned rows."""
+        return ofs.join(self.scratch, "map", f"{commit.shard_name(self.index)}.parquet")
+
+    @property
+    def marker(self) -> str:
+        """Done marker: {"rows": read, "duplicate": dropped in the task}."""
+        return ofs.join(self.scratch, "map", f"{commit.shard_name(self.index)}.json")
+
+
+def map_rows(task: MapTask) -> None:
+    """Read the sources, drop duplicates inside the task (smallest key wins), write one row group per
+    reducer (in key order inside it), then the marker."""
+    tables = [ofs.read_parquet(path).cast(CANDIDATE_SCHEMA) for path in task.sources]
+    table = _in_key_order(pa.concat_tables(tables))
+    hashes = shuffle.hash_keys(dedup_keys(table, task.mode))
+    firsts = first_of_each(hashes)
+    table = table.take(firsts).append_column(HASH, hashes.take(firsts))
+    part = shuffle.range_of(table[HASH], task.reducers)
+    table = table.take(np.argsort(part, kind="stable"))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=task.reducers))])
+    crashpoints.reached("dedup.map", task.index)
+    with (
+        commit.atomic_open(task.output) as handle,
+        pq.ParquetWriter(handle, table.schema, compression="zstd") as writer,
+    ):
+        for reducer in range(task.reducers):
+            writer.write_table(table.slice(bounds[reducer], bounds[reducer + 1] - bounds[reducer]))
+    record = {
+        "rows": sum(t.num_rows for t in tables),
+        "duplicate": sum(t.num_rows for t in tables) - len(firsts),
+    }
+    shuffle.write_marker(task.marker, record)
+
+
+def _in_key_order(table: pa.Table) -> pa.Table:
+    """The rows sorted by key (keys are unique digit strings that sort numerically)."""
+    keys = pc.cast(table["key"], pa.int64()).to_numpy()
+    return table.take(np.argsort(keys))
+
+
+def first_of_each(hashes: pa.Array) -> np.ndarray:
+    """Ascending positions of the first row of each distinct hash."""
+    positions = pa.array(np.arange(len(hashes), dtype=np.int64))
+    grouped = (
+        pa.table({"h": hashes, "i": positions}).group_by("h", use_threads=False).aggregate([("i", "min")])
+    )
+    return np.sort(grouped["i_min"].to_numpy())
+
+
+@dataclass(frozen=True)
+class ReduceTask:
+    """Keep, for each dedup hash in range `index` of `reducers`, the row with the smallest key."""
+
+    scratch: str
+    index: int
+    reducers: int
+    maps: int
+    groups: tuple[str, ...]
+    seen: history.Generation | None = None
+    merged: history.Generation | None = None
+
+    def output(self, group: str) -> str:
+        """This range's survivors in language group `group` ("all" when not split), in hash order."""
+        return ofs.join(self.scratch, "reduce", group, f"{commit.shard_name(self.index)}.parquet")
+
+    @property
+    def marker(self) -> str:
+        """Done marker: rows, duplicate, seen_before, and survivors per group."""
+        return ofs.join(self.scratch, "reduce", f"{commit.shard_name(self.index)}.json")
+
+
+def reduce_rows(task: ReduceTask) -> None:
+    """Merge this range from every map output, dedup it exactly, drop what the history holds, write the
+    survivors in hash order (and this range of the new history generation), then the marker."""
+    table = _in_key_order(pa.concat_tables(_map_shares(task)))
+    rows = table.num_rows
+    table = table.take(first_of_each(table[HASH].combine_chunks()))
+    survivors, seen_before = _drop_seen(task, table)
+    keys = pc.cast(survivors["key"], pa.int64()).to_numpy()
+    survivors = survivors.take(shuffle.hash_order(survivors[HASH], keys)).drop_columns([HASH])
+    crashpoints.reached("dedup.reduce", task.index)
+    labels = language_groups(survivors) if task.groups != ("all",) else np.full(survivors.num_rows, "all")
+    counts = {}
+    for group in task.groups:
+        mine = survivors.filter(pa.array(labels == group))
+        with commit.atomic_open(task.output(group)) as handle:
+            pq.write_table(mine, handle, compression="zstd", row_group_size=SCRATCH_ROW_GROUP)
+        counts[group] = mine.num_rows
+    duplicate = rows - table.num_rows
+    shuffle.write_marker(
+        task.marker, {"rows": rows, "duplicate": duplicate, "seen_before": seen_before, "counts": counts}
+    )
+
+
+def _map_shares(task: ReduceTask) -> list[pa.Table]:
+    """Row group `index` of every map output, one file open at a time."""
+    shares = []
+    for index in range(task.maps):
+        path = ofs.join(task.scratch, "map", f"{commit.shard_name(index)}.parquet")
+        with ofs.open_file(path, "rb") as handle:
+            shares.append(pq.ParquetFile(handle).read_row_group(task.index))
+    return shares
+
+
+def _drop_seen(task: ReduceTask, table: pa.Table) -> tuple[pa.Table, int]:
+    """The rows whose hash the history does not hold, and how many it held; writes old ∪ new."""
+    if task.seen is None or task.merged is None:
+        return table, 0
+    old = task.seen.read_range(task.index, task.reducers)
+    hashes = table[HASH].combine_chunks()
+    fresh = pc.invert(pc.is_in(hashes, value_set=old)) if len(old) else pa.array(np.ones(len(hashes), bool))
+    table = table.filter(fresh)
+    history.write_part(task.merged, task.index, pa.concat_arrays([old, table[HASH].combine_chunks()]))
+    return table, len(hashes) - table.num_rows
