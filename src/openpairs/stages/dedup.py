@@ -139,7 +139,7 @@ class _Run:
 
     def go(self) -> ShardStats:
         """Run every phase; returns the stats (every extracted row counted once)."""
-        counts = self._count()
+        counts, row_groups = self._count()
         if self.config.dedup == "none":
             self.stats.count(Status.OK, sum(sum(c.values()) for c in counts))
             sources = {
@@ -147,7 +147,7 @@ class _Run:
             }
             shards = self._cut(sources, filtered=self.config.split_languages)
         else:
-            shards = self._cut(self._dedup([sum(c.values()) for c in counts]), filtered=False)
+            shards = self._cut(self._dedup(row_groups), filtered=False)
             self._commit_history()
         self.stats.bump("output_shards", shards)
         return self.stats
@@ -155,8 +155,9 @@ class _Run:
     def _phase(self, work: Any, phase_tasks: list[Any], folder: str) -> None:
         shuffle.run_phase(self.runner, work, phase_tasks, self.retries, ofs.join(self.out, folder))
 
-    def _count(self) -> list[dict[str, int]]:
-        """Rows of every extract shard ({"all": n}, or per language group for a split without dedup)."""
+    def _count(self) -> tuple[list[dict[str, int]], list[list[int]]]:
+        """Rows of every extract shard ({"all": n}, or per language group for a split without dedup),
+        and of each of its row groups."""
         split = self.config.split_languages and self.config.dedup == "none"
         groups = shuffle.groups_of([1] * len(self.sources), FILES_PER_COUNT_TASK)
         count_tasks = [
@@ -164,18 +165,21 @@ class _Run:
             for i, (a, b) in enumerate(groups)
         ]
         self._phase(tasks.count_rows, count_tasks, f"{SCRATCH}/count")
-        return [files for task in count_tasks for files in shuffle.read_marker(task)["files"]]
+        records = [shuffle.read_marker(task) for task in count_tasks]
+        return [f for r in records for f in r["files"]], [g for r in records for g in r["row_groups"]]
 
-    def _dedup(self, rows: list[int]) -> dict[str, list[tuple[str, int]]]:
+    def _dedup(self, row_groups: list[list[int]]) -> dict[str, list[tuple[str, int]]]:
         """Map and reduce; returns each group's reducer outputs with their survivor counts, in order."""
         budget = self.config.rows_per_task
+        units = [
+            (path, i) for path, sizes in zip(self.sources, row_groups, strict=True) for i in range(len(sizes))
+        ]
+        sizes = [size for sizes in row_groups for size in sizes]
         history_rows = self.base.rows if self.base else 0
-        reducers = max(1, math.ceil(sum(rows) / budget), math.ceil(history_rows / (budget * HISTORY_WEIGHT)))
-        groups = shuffle.groups_of(rows, budget)
-        mode = self.config.dedup
+        reducers = max(1, math.ceil(sum(sizes) / budget), math.ceil(history_rows / (budget * HISTORY_WEIGHT)))
         maps = [
-            tasks.MapTask(self.scratch, i, tuple(self.sources[a:b]), reducers, mode)
-            for i, (a, b) in enumerate(groups)
+            tasks.MapTask(self.scratch, i, tasks.slices_of(units[a:b]), reducers, self.config.dedup)
+            for i, (a, b) in enumerate(shuffle.groups_of(sizes, budget))
         ]
         self._phase(tasks.map_rows, maps, f"{SCRATCH}/map")
         merged = self.base.next(reducers) if self.base else None

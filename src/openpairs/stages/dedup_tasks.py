@@ -22,6 +22,7 @@ from openpairs.stages import history, shuffle
 HASH = "_hash"
 LANGUAGE_GROUPS = ("en", "multi", "nolang")
 SCRATCH_ROW_GROUP = 16_384  # reducer outputs: the cut reads only the row groups it overlaps
+_SHARE_SCHEMA = CANDIDATE_SCHEMA.append(pa.field(HASH, shuffle.HASH_TYPE))
 
 
 def language_group(code: str) -> str:
@@ -60,13 +61,13 @@ class CountTask:
 
     @property
     def marker(self) -> str:
-        """Done marker: {"files": [{group: rows}, ...]} in source order."""
+        """Done marker: {"files": [{group: rows}, ...], "row_groups": [[rows, ...], ...]} in source order."""
         return ofs.join(self.scratch, "count", f"{commit.shard_name(self.index)}.json")
 
 
 def count_rows(task: CountTask) -> None:
     """Write the marker with each source's row count (per language group when split)."""
-    files = []
+    files, row_groups = [], []
     for path in task.sources:
         with ofs.open_file(path, "rb") as handle:
             parquet = pq.ParquetFile(handle)
@@ -75,16 +76,37 @@ def count_rows(task: CountTask) -> None:
                 files.append({group: int((groups == group).sum()) for group in LANGUAGE_GROUPS})
             else:
                 files.append({"all": parquet.metadata.num_rows})
-    shuffle.write_marker(task.marker, {"files": files})
+            row_groups.append([parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
+    shuffle.write_marker(task.marker, {"files": files, "row_groups": row_groups})
+
+
+Slice = tuple[str, int, int]  # a source file and the row groups [first, stop) of it a map task reads
+
+
+def slices_of(units: list[tuple[str, int]]) -> tuple[Slice, ...]:
+    """(path, row group) units merged into runs of consecutive row groups of the same file."""
+    slices: list[Slice] = []
+    for path, group in units:
+        if slices and slices[-1][0] == path and slices[-1][2] == group:
+            slices[-1] = (path, slices[-1][1], group + 1)
+        else:
+            slices.append((path, group, group + 1))
+    return tuple(slices)
+
+
+def _read_slice(source: Slice) -> pa.Table:
+    path, first, stop = source
+    with ofs.open_file(path, "rb") as handle:
+        return pq.ParquetFile(handle).read_row_groups(list(range(first, stop))).cast(CANDIDATE_SCHEMA)
 
 
 @dataclass(frozen=True)
 class MapTask:
-    """Hash-partition some extract shards into one file whose row group r is reducer r's share."""
+    """Hash-partition row groups of extract shards into one file whose row group r is reducer r's share."""
 
     scratch: str
     index: int
-    sources: tuple[str, ...]
+    sources: tuple[Slice, ...]
     reducers: int
     mode: str
 
@@ -102,7 +124,7 @@ class MapTask:
 def map_rows(task: MapTask) -> None:
     """Read the sources, drop duplicates inside the task (smallest key wins), write one row group per
     reducer (in key order inside it), then the marker."""
-    tables = [ofs.read_parquet(path).cast(CANDIDATE_SCHEMA) for path in task.sources]
+    tables = [_read_slice(source) for source in task.sources]
     table = _in_key_order(pa.concat_tables(tables))
     hashes = shuffle.hash_keys(dedup_keys(table, task.mode))
     firsts = first_of_each(hashes)
@@ -164,7 +186,8 @@ class ReduceTask:
 def reduce_rows(task: ReduceTask) -> None:
     """Merge this range from every map output, dedup it exactly, drop what the history holds, write the
     survivors in hash order (and this range of the new history generation), then the marker."""
-    table = _in_key_order(pa.concat_tables(_map_shares(task)))
+    shares = _map_shares(task)
+    table = _in_key_order(pa.concat_tables(shares) if shares else _SHARE_SCHEMA.empty_table())
     rows = table.num_rows
     table = table.take(first_of_each(table[HASH].combine_chunks()))
     survivors, seen_before = _drop_seen(task, table)
