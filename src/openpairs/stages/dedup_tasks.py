@@ -135,7 +135,7 @@ def map_rows(task: MapTask) -> None:
     crashpoints.reached("dedup.map", task.index)
     with (
         commit.atomic_open(task.output) as handle,
-        pq.ParquetWriter(handle, table.schema, compression="zstd") as writer,
+        pq.ParquetWriter(handle, table.schema, compression=shuffle.SCRATCH_COMPRESSION) as writer,
     ):
         for reducer in range(task.reducers):
             writer.write_table(table.slice(bounds[reducer], bounds[reducer + 1] - bounds[reducer]))
@@ -199,7 +199,9 @@ def reduce_rows(task: ReduceTask) -> None:
     for group in task.groups:
         mine = survivors.filter(pa.array(labels == group))
         with commit.atomic_open(task.output(group)) as handle:
-            pq.write_table(mine, handle, compression="zstd", row_group_size=SCRATCH_ROW_GROUP)
+            pq.write_table(
+                mine, handle, compression=shuffle.SCRATCH_COMPRESSION, row_group_size=SCRATCH_ROW_GROUP
+            )
         counts[group] = mine.num_rows
     duplicate = rows - table.num_rows
     shuffle.write_marker(

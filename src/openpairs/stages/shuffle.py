@@ -23,6 +23,7 @@ from openpairs.io import fs as ofs
 
 HASH_TYPE = pa.binary(16)
 RANGE_BITS = 32
+SCRATCH_COMPRESSION = "lz4"  # intermediate files: written once, read once; fast beats small
 
 
 class PhaseFailed(RuntimeError):
