@@ -129,7 +129,7 @@ def _commit_shard(task: CutTask, index: int, table: pa.Table) -> None:
     paths = commit.ShardPaths(task.out, task.stage_dir, index)
     if not paths.is_done():
         commit.write_parquet_atomic(table.combine_chunks(), paths.file("parquet"))
-        stats = ShardStats(stage="candidates", shard=index)
+        stats = ShardStats(stage=task.stage_dir.split("/")[0], shard=index)
         stats.count(Status.OK, table.num_rows)
         paths.commit_stats(stats)
     crashpoints.reached(task.crash_point, index)
