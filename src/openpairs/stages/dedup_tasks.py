@@ -124,41 +124,32 @@ class MapTask:
 def map_rows(task: MapTask) -> None:
     """Read the sources, drop duplicates inside the task (smallest key wins), write one row group per
     reducer (in key order inside it), then the marker."""
-    tables = [_read_slice(source) for source in task.sources]
-    table = _in_key_order(pa.concat_tables(tables))
+    table = pa.concat_tables([_read_slice(source) for source in task.sources])
     hashes = shuffle.hash_keys(dedup_keys(table, task.mode))
-    firsts = first_of_each(hashes)
-    table = table.take(firsts).append_column(HASH, hashes.take(firsts))
-    part = shuffle.range_of(table[HASH], task.reducers)
-    table = table.take(np.argsort(part, kind="stable"))
+    firsts, _ = first_rows(table, hashes)
+    part = shuffle.range_of(hashes.take(pa.array(firsts)), task.reducers)
+    chosen = pa.array(firsts[np.argsort(part, kind="stable")])
+    shares = table.take(chosen).append_column(HASH, hashes.take(chosen))
     bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=task.reducers))])
     crashpoints.reached("dedup.map", task.index)
     with (
         commit.atomic_open(task.output) as handle,
-        pq.ParquetWriter(handle, table.schema, compression=shuffle.SCRATCH_COMPRESSION) as writer,
+        pq.ParquetWriter(handle, shares.schema, compression=shuffle.SCRATCH_COMPRESSION) as writer,
     ):
         for reducer in range(task.reducers):
-            writer.write_table(table.slice(bounds[reducer], bounds[reducer + 1] - bounds[reducer]))
-    record = {
-        "rows": sum(t.num_rows for t in tables),
-        "duplicate": sum(t.num_rows for t in tables) - len(firsts),
-    }
-    shuffle.write_marker(task.marker, record)
+            writer.write_table(shares.slice(bounds[reducer], bounds[reducer + 1] - bounds[reducer]))
+    shuffle.write_marker(task.marker, {"rows": table.num_rows, "duplicate": table.num_rows - len(firsts)})
 
 
-def _in_key_order(table: pa.Table) -> pa.Table:
-    """The rows sorted by key (keys are unique digit strings that sort numerically)."""
+def first_rows(table: pa.Table, hashes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the row with the smallest key for each distinct hash, in key order, and their keys
+    (keys are unique digit strings that sort numerically)."""
     keys = pc.cast(table["key"], pa.int64()).to_numpy()
-    return table.take(np.argsort(keys))
-
-
-def first_of_each(hashes: pa.Array) -> np.ndarray:
-    """Ascending positions of the first row of each distinct hash."""
-    positions = pa.array(np.arange(len(hashes), dtype=np.int64))
-    grouped = (
-        pa.table({"h": hashes, "i": positions}).group_by("h", use_threads=False).aggregate([("i", "min")])
-    )
-    return np.sort(grouped["i_min"].to_numpy())
+    order = np.argsort(keys)
+    positions = pa.array(np.arange(len(order), dtype=np.int64))
+    in_order = pa.table({"h": hashes.take(pa.array(order)), "i": positions})
+    firsts = np.sort(in_order.group_by("h", use_threads=False).aggregate([("i", "min")])["i_min"].to_numpy())
+    return order[firsts], keys[order[firsts]]
 
 
 @dataclass(frozen=True)
@@ -187,12 +178,12 @@ def reduce_rows(task: ReduceTask) -> None:
     """Merge this range from every map output, dedup it exactly, drop what the history holds, write the
     survivors in hash order (and this range of the new history generation), then the marker."""
     shares = _map_shares(task)
-    table = _in_key_order(pa.concat_tables(shares) if shares else _SHARE_SCHEMA.empty_table())
-    rows = table.num_rows
-    table = table.take(first_of_each(table[HASH].combine_chunks()))
-    survivors, seen_before = _drop_seen(task, table)
-    keys = pc.cast(survivors["key"], pa.int64()).to_numpy()
-    survivors = survivors.take(shuffle.hash_order(survivors[HASH], keys)).drop_columns([HASH])
+    table = pa.concat_tables(shares) if shares else _SHARE_SCHEMA.empty_table()
+    firsts, keys = first_rows(table, table[HASH].combine_chunks())
+    hashes = table[HASH].combine_chunks().take(pa.array(firsts))
+    fresh = _not_seen(task, hashes)
+    hashes, firsts, keys = hashes.filter(pa.array(fresh)), firsts[fresh], keys[fresh]
+    survivors = table.take(pa.array(firsts[shuffle.hash_order(hashes, keys)])).drop_columns([HASH])
     crashpoints.reached("dedup.reduce", task.index)
     labels = language_groups(survivors) if task.groups != ("all",) else np.full(survivors.num_rows, "all")
     counts = {}
@@ -203,9 +194,10 @@ def reduce_rows(task: ReduceTask) -> None:
                 mine, handle, compression=shuffle.SCRATCH_COMPRESSION, row_group_size=SCRATCH_ROW_GROUP
             )
         counts[group] = mine.num_rows
-    duplicate = rows - table.num_rows
+    duplicate, seen_before = table.num_rows - len(fresh), int((~fresh).sum())
     shuffle.write_marker(
-        task.marker, {"rows": rows, "duplicate": duplicate, "seen_before": seen_before, "counts": counts}
+        task.marker,
+        {"rows": table.num_rows, "duplicate": duplicate, "seen_before": seen_before, "counts": counts},
     )
 
 
@@ -219,13 +211,17 @@ def _map_shares(task: ReduceTask) -> list[pa.Table]:
     return shares
 
 
-def _drop_seen(task: ReduceTask, table: pa.Table) -> tuple[pa.Table, int]:
-    """The rows whose hash the history does not hold, and how many it held; writes old ∪ new."""
+def _not_seen(task: ReduceTask, hashes: pa.Array) -> np.ndarray:
+    """Mask of the hashes the history does not hold; writes this range of old ∪ new to the next
+    generation."""
     if task.seen is None or task.merged is None:
-        return table, 0
+        return np.ones(len(hashes), dtype=bool)
     old = task.seen.read_range(task.index, task.reducers)
-    hashes = table[HASH].combine_chunks()
-    fresh = pc.invert(pc.is_in(hashes, value_set=old)) if len(old) else pa.array(np.ones(len(hashes), bool))
-    table = table.filter(fresh)
-    history.write_part(task.merged, task.index, pa.concat_arrays([old, table[HASH].combine_chunks()]))
-    return table, len(hashes) - table.num_rows
+    held = (
+        pc.is_in(hashes, value_set=old).to_numpy(zero_copy_only=False)
+        if len(old)
+        else np.zeros(len(hashes), bool)
+    )
+    fresh = ~held
+    history.write_part(task.merged, task.index, pa.concat_arrays([old, hashes.filter(pa.array(fresh))]))
+    return fresh

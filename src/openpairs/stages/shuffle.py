@@ -23,6 +23,7 @@ from openpairs.io import fs as ofs
 
 HASH_TYPE = pa.binary(16)
 RANGE_BITS = 32
+HASH_BATCH = 65_536
 SCRATCH_COMPRESSION = "lz4"  # intermediate files: written once, read once; fast beats small
 
 
@@ -40,10 +41,15 @@ class PhaseTask(Protocol):
 
 
 def hash_keys(keys: pa.Array) -> pa.FixedSizeBinaryArray:
-    """128-bit MurmurHash3 (x64) of each string, as fixed_size_binary(16) (big-endian byte order)."""
-    values = keys.cast(pa.binary()).to_pylist()
-    digests = b"".join(map(mmh3.mmh3_x64_128_digest, values))
-    return pa.FixedSizeBinaryArray.from_buffers(HASH_TYPE, len(values), [None, pa.py_buffer(digests)])
+    """128-bit MurmurHash3 (x64) of each string, as fixed_size_binary(16) (big-endian byte order);
+    batch by batch, so the Python objects alive at once stay few."""
+    binary = keys.cast(pa.binary())
+    digest = mmh3.mmh3_x64_128_digest
+    parts = [
+        b"".join(map(digest, binary.slice(start, HASH_BATCH).to_pylist()))
+        for start in range(0, len(binary), HASH_BATCH)
+    ]
+    return pa.FixedSizeBinaryArray.from_buffers(HASH_TYPE, len(binary), [None, pa.py_buffer(b"".join(parts))])
 
 
 def hash_words(hashes: pa.Array) -> np.ndarray:
