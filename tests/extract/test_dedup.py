@@ -1,11 +1,13 @@
-"""Global dedup: exact, bounded-memory partitions, bloom filter across runs, resharding, language split."""
+"""Global dedup: exact, bounded-memory tasks, exact history across runs, resharding, language split."""
 
 from __future__ import annotations
 
 import glob
 
 import pyarrow.parquet as pq
+from typer.testing import CliRunner
 
+from openpairs.cli import app
 from openpairs.stages.dedup import language_group
 from tests.extract.conftest import candidates
 from tests.extract.watfiles import DERIVED, payload_member, real_payloads
@@ -93,3 +95,13 @@ def test_rerun_reuses_dedup_and_redoes_it_when_inputs_complete(run, tmp_path) ->
     second = run(inputs, language="off", english_only=False)
     assert not second.extract.failed and second.extract.skipped == 1
     assert second.dedup is not None and second.dedup.rows_in == 2 * first.dedup.rows_in
+
+
+def test_bloom_is_refused_with_a_pointer_to_history_and_a_history_needs_a_key(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["extract", str(DERIVED), "--out", str(tmp_path / "o"), "--bloom", "x"])
+    assert result.exit_code == 2 and "--history" in result.output
+    assert not (tmp_path / "o").exists()
+    result = CliRunner().invoke(
+        app, ["extract", str(DERIVED), "--out", str(tmp_path / "o"), "--dedup", "none", "--history", "h"]
+    )
+    assert result.exit_code == 2 and "needs a dedup key" in " ".join(result.output.split())

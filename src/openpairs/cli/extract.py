@@ -43,7 +43,15 @@ History = Annotated[
 RowsPerTask = Annotated[
     int | None, typer.Option(help="rows one dedup task holds (bounds its memory)", rich_help_panel=DEDUP)
 ]
-Bloom = Annotated[str | None, typer.Option(hidden=True, help="replaced by --history")]
+
+
+def _refuse_bloom(value: str | None) -> None:
+    """--bloom was replaced by --history: say so rather than ignore it."""
+    if value is not None:
+        raise typer.BadParameter("--bloom is replaced by --history DIR (an exact history of dedup hashes)")
+
+
+Bloom = Annotated[str | None, typer.Option(hidden=True, callback=_refuse_bloom, help="see --history")]
 Split = Annotated[
     bool | None,
     typer.Option(
@@ -86,13 +94,10 @@ def extract(
     sources = list(inputs or []) + _crawl_inputs(crawl, wat_count, wat_range, cc_base_url)
     if not sources:
         raise typer.BadParameter("give WAT files or --crawl")
-    if bloom is not None:
-        raise typer.BadParameter("--bloom is gone: use --history DIR (an exact history of dedup hashes)")
     rule_values = dict(relative_urls=relative_urls, max_url_length=max_url_length, min_alt_length=min_alt_length,
                        max_alt_length=max_alt_length, language=language, english_only=english_only,
                        drop_extensions=_extensions(drop_extensions))  # fmt: skip
-    dedup_values = dict(dedup=dedup, shard_size=shard_size, history=history, rows_per_task=rows_per_task,
-                        split_languages=split_languages)  # fmt: skip
+    dedup_values = dict(dedup=dedup, shard_size=shard_size, history=history, rows_per_task=rows_per_task, split_languages=split_languages)  # fmt: skip
     try:
         rules = stage_config(ExtractConfig, "extract", preset, **rule_values)
         dedup_config = stage_config(DedupConfig, "dedup", preset, **dedup_values)
