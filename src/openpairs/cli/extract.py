@@ -89,7 +89,7 @@ def extract(
     from openpairs.cc.rules import ExtractConfig
     from openpairs.presets import stage_config
     from openpairs.stages.dedup import DedupConfig
-    from openpairs.stages.extract_run import InputListChanged, check_inputs, run_extract
+    from openpairs.stages.extract_run import InputListChanged, check_inputs
 
     sources = list(inputs or []) + _crawl_inputs(crawl, wat_count, wat_range, cc_base_url)
     if not sources:
@@ -108,10 +108,21 @@ def extract(
     except (InputListChanged, FileNotFoundError) as exc:
         typer.echo(f"extract: {exc}", err=True)
         raise typer.Exit(2) from None
-    with stage_progress("extract") as progress:
-        run = executor_config(executor, workers, ray_address)
-        outcome = run_extract(sources, out, rules, dedup_config, run, progress)
-    _summarise(outcome, out)
+    _summarise(_run(sources, out, rules, dedup_config, executor_config(executor, workers, ray_address)), out)
+
+
+def _run(sources: list[str], out: str, rules: Any, dedup: Any, run: Any) -> Any:
+    """run_extract with a progress display; a dedup that cannot go on exits 1 with its reason."""
+    from openpairs.stages.extract_run import run_extract
+    from openpairs.stages.history import HistoryMismatch
+    from openpairs.stages.shuffle import PhaseFailed
+
+    try:
+        with stage_progress("extract") as progress:
+            return run_extract(sources, out, rules, dedup, run, progress)
+    except (PhaseFailed, HistoryMismatch) as exc:
+        typer.echo(f"extract: dedup: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _summarise(outcome: Any, out: str) -> None:
