@@ -8,7 +8,7 @@ compared with a plain whole-table dedup (pyarrow group_by). `extract` measures t
 `openpairs extract` process tree on WAT files made by ../shared/bench/make_wat.py, with and without dedup.
 
 Usage:
-  python benchmarks/scale_dedup.py dedup [--sizes 5,20,50] [--workers 2] [--rows-per-task 1000000] [--dir D]
+  python benchmarks/scale_dedup.py dedup [--sizes 5,20,50] [--workers 2] [--rows-per-task 500000] [--dir D]
   python benchmarks/scale_dedup.py extract [--replicas 600,6000] [--workers 2] [--dir D]
 """
 
@@ -177,11 +177,20 @@ def timed_dedup(config: Any, out: Path, workers: int) -> tuple[float, PeakSample
     from openpairs.executors import ExecutorConfig
     from openpairs.stages.dedup import run_dedup
 
+    cpu = _cpu_seconds()
     with PeakSampler(os.getpid()) as sampler:
         started = time.perf_counter()
         stats = run_dedup(config, str(out), ExecutorConfig(workers=workers))
         seconds = time.perf_counter() - started
-    return seconds, sampler, stats.to_dict()
+    return seconds, sampler, {**stats.to_dict(), "cpu_s": _cpu_seconds() - cpu}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its reaped children (the pool's workers, once it closed)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def reference_keys(out: Path) -> pa.Array:
@@ -210,7 +219,8 @@ def bench_dedup(args: argparse.Namespace, root: Path) -> None:
         per_row = seconds / rows * 1e6
         first = first or per_row
         line = {"rows": rows, "generate_s": round(made, 1), "seconds": round(seconds, 1), "us_per_row": round(per_row, 3),
-                "ratio_to_first": round(per_row / first, 3), **sampler.summary(),
+                "ratio_to_first": round(per_row / first, 3), "cpu_us_per_row": round(stats["cpu_s"] / rows * 1e6, 3),
+                **sampler.summary(),
                 "statuses": stats["statuses"], "partitions": stats["counters"]["partitions"]}  # fmt: skip
         if millions == args.sizes[0]:
             got = pa.concat_tables(
@@ -254,7 +264,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=lambda s: [float(x) for x in s.split(",")], default=[5, 20, 50])
     parser.add_argument("--replicas", type=lambda s: [int(x) for x in s.split(",")], default=[600, 6000])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rows-per-task", type=int, default=1_000_000)
+    parser.add_argument("--rows-per-task", type=int, default=500_000)
     parser.add_argument("--dir", default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
     root = Path(args.dir or tempfile.mkdtemp(prefix="openpairs-scale-"))

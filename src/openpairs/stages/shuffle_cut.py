@@ -111,8 +111,7 @@ def _read_rows(path: str, begin: int, end: int, task: CutTask) -> pa.Table:
     with ofs.open_file(path, "rb") as handle:
         parquet = pq.ParquetFile(handle)
         if task.row_filter is not None:
-            table = parquet.read().cast(task.schema)
-            return table.filter(pa.array(task.row_filter(table))).slice(begin, end - begin)
+            return _filtered_rows(parquet, begin, end, task)
         sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
         starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
         wanted = [i for i in range(len(sizes)) if starts[i] < end and starts[i + 1] > begin]
@@ -123,6 +122,22 @@ def _read_rows(path: str, begin: int, end: int, task: CutTask) -> pa.Table:
         )
         first = int(starts[wanted[0]]) if wanted else 0
         return table.cast(task.schema).slice(begin - first, end - begin)
+
+
+def _filtered_rows(parquet: pq.ParquetFile, begin: int, end: int, task: CutTask) -> pa.Table:
+    """Rows [begin, end) of the rows the filter keeps, one row group in memory at a time."""
+    assert task.row_filter is not None
+    kept, seen = [], 0
+    for index in range(parquet.num_row_groups):
+        if seen >= end:
+            break
+        group = parquet.read_row_group(index, columns=task.schema.names).cast(task.schema)
+        group = group.filter(pa.array(task.row_filter(group)))
+        lo, hi = max(begin - seen, 0), min(end - seen, group.num_rows)
+        if hi > lo:
+            kept.append(group.slice(lo, hi - lo))
+        seen += group.num_rows
+    return pa.concat_tables(kept) if kept else task.schema.empty_table()
 
 
 def _commit_shard(task: CutTask, index: int, table: pa.Table) -> None:
