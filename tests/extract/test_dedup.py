@@ -1,11 +1,13 @@
-"""Global dedup: exact, bounded-memory partitions, bloom filter across runs, resharding, language split."""
+"""Global dedup: exact, bounded-memory tasks, exact history across runs, resharding, language split."""
 
 from __future__ import annotations
 
 import glob
 
 import pyarrow.parquet as pq
+from typer.testing import CliRunner
 
+from openpairs.cli import app
 from openpairs.stages.dedup import language_group
 from tests.extract.conftest import candidates
 from tests.extract.watfiles import DERIVED, payload_member, real_payloads
@@ -43,7 +45,7 @@ def test_url_dedup_drops_more_than_url_caption(run, tmp_path) -> None:
 def test_partitioned_dedup_equals_in_memory_dedup(run, tmp_path) -> None:
     inputs = _copy_twice(tmp_path)
     run(inputs, out=str(tmp_path / "one"), language="off", english_only=False)
-    run(inputs, out=str(tmp_path / "many"), language="off", english_only=False, rows_per_partition=100)
+    run(inputs, out=str(tmp_path / "many"), language="off", english_only=False, rows_per_task=100)
     one, many = candidates(str(tmp_path / "one")), candidates(str(tmp_path / "many"))
     assert sorted(one["key"].to_pylist()) == sorted(many["key"].to_pylist())
 
@@ -57,14 +59,14 @@ def test_shard_size_reshards_with_stats(run, tmp_path) -> None:
     assert len(glob.glob(f"{tmp_path}/out/candidates/*_stats.json")) == len(files)
 
 
-def test_bloom_filter_drops_pairs_seen_in_an_earlier_run(run, tmp_path) -> None:
-    bloom = str(tmp_path / "seen.bloom")
+def test_history_drops_pairs_seen_in_an_earlier_run(run, tmp_path) -> None:
+    seen = str(tmp_path / "history")
     payloads = real_payloads()
     first, second = tmp_path / "first.wat.gz", tmp_path / "second.wat.gz"
     first.write_bytes(b"".join(payload_member(p) for p in payloads[:10]))
     second.write_bytes(b"".join(payload_member(p) for p in payloads[5:]))
-    one = run([str(first)], out=str(tmp_path / "r1"), language="off", english_only=False, bloom=bloom)
-    two = run([str(second)], out=str(tmp_path / "r2"), language="off", english_only=False, bloom=bloom)
+    one = run([str(first)], out=str(tmp_path / "r1"), language="off", english_only=False, history=seen)
+    two = run([str(second)], out=str(tmp_path / "r2"), language="off", english_only=False, history=seen)
     assert one.dedup and two.dedup
     assert one.dedup.statuses.get("seen_before", 0) == 0
     old = set(candidates(str(tmp_path / "r1"))["url"].to_pylist())
@@ -93,3 +95,13 @@ def test_rerun_reuses_dedup_and_redoes_it_when_inputs_complete(run, tmp_path) ->
     second = run(inputs, language="off", english_only=False)
     assert not second.extract.failed and second.extract.skipped == 1
     assert second.dedup is not None and second.dedup.rows_in == 2 * first.dedup.rows_in
+
+
+def test_bloom_is_refused_with_a_pointer_to_history_and_a_history_needs_a_key(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["extract", str(DERIVED), "--out", str(tmp_path / "o"), "--bloom", "x"])
+    assert result.exit_code == 2 and "--history" in result.output
+    assert not (tmp_path / "o").exists()
+    result = CliRunner().invoke(
+        app, ["extract", str(DERIVED), "--out", str(tmp_path / "o"), "--dedup", "none", "--history", "h"]
+    )
+    assert result.exit_code == 2 and "needs a dedup key" in " ".join(result.output.split())

@@ -35,9 +35,24 @@ Language = Annotated[str | None, typer.Option(help="cld3 or off", rich_help_pane
 English = Annotated[bool | None, typer.Option("--english-only/--all-languages", rich_help_panel=RULES)]
 Dedup = Annotated[str | None, typer.Option(help="url, url+caption or none", rich_help_panel=DEDUP)]
 ShardSize = Annotated[int | None, typer.Option(help="rows per candidates shard", rich_help_panel=DEDUP)]
-Bloom = Annotated[
-    str | None, typer.Option(help="bloom filter file of pairs seen before", rich_help_panel=DEDUP)
+History = Annotated[
+    str | None,
+    typer.Option(
+        help="directory (or URL) of the dedup hashes of earlier runs, updated", rich_help_panel=DEDUP
+    ),
 ]
+RowsPerTask = Annotated[
+    int | None, typer.Option(help="rows one dedup task holds (bounds its memory)", rich_help_panel=DEDUP)
+]
+
+
+def _refuse_bloom(value: str | None) -> None:
+    """--bloom was replaced by --history: say so rather than ignore it."""
+    if value is not None:
+        raise typer.BadParameter("--bloom is replaced by --history DIR (an exact history of dedup hashes)")
+
+
+Bloom = Annotated[str | None, typer.Option(hidden=True, callback=_refuse_bloom, help="see --history")]
 Split = Annotated[
     bool | None,
     typer.Option(
@@ -63,6 +78,8 @@ def extract(
     english_only: English = None,
     dedup: Dedup = None,
     shard_size: ShardSize = None,
+    history: History = None,
+    rows_per_task: RowsPerTask = None,
     bloom: Bloom = None,
     split_languages: Split = None,
     executor: ExecutorOpt = "local",
@@ -74,7 +91,7 @@ def extract(
     from openpairs.cc.rules import ExtractConfig
     from openpairs.presets import stage_config
     from openpairs.stages.dedup import DedupConfig
-    from openpairs.stages.extract_run import InputListChanged, check_inputs, run_extract
+    from openpairs.stages.extract_run import InputListChanged, check_inputs
 
     sources = list(inputs or []) + _crawl_inputs(crawl, wat_count, wat_range, cc_base_url)
     if not sources:
@@ -82,7 +99,7 @@ def extract(
     rule_values = dict(relative_urls=relative_urls, max_url_length=max_url_length, min_alt_length=min_alt_length,
                        max_alt_length=max_alt_length, language=language, english_only=english_only,
                        drop_extensions=_extensions(drop_extensions))  # fmt: skip
-    dedup_values = dict(dedup=dedup, shard_size=shard_size, bloom=bloom, split_languages=split_languages)
+    dedup_values = dict(dedup=dedup, shard_size=shard_size, history=history, rows_per_task=rows_per_task, split_languages=split_languages)  # fmt: skip
     try:
         rules = stage_config(ExtractConfig, "extract", preset, **rule_values)
         dedup_config = stage_config(DedupConfig, "dedup", preset, **dedup_values)
@@ -93,10 +110,21 @@ def extract(
     except (InputListChanged, FileNotFoundError) as exc:
         typer.echo(f"extract: {exc}", err=True)
         raise typer.Exit(2) from None
-    with stage_progress("extract") as progress:
-        run = executor_config(executor, workers, ray_address, shared_out)
-        outcome = run_extract(sources, out, rules, dedup_config, run, progress)
-    _summarise(outcome, out)
+    _summarise(_run(sources, out, rules, dedup_config, executor_config(executor, workers, ray_address, shared_out)), out)
+
+
+def _run(sources: list[str], out: str, rules: Any, dedup: Any, run: Any) -> Any:
+    """run_extract with a progress display; a dedup that cannot go on exits 1 with its reason."""
+    from openpairs.stages.extract_run import run_extract
+    from openpairs.stages.history import HistoryMismatch
+    from openpairs.stages.shuffle import PhaseFailed
+
+    try:
+        with stage_progress("extract") as progress:
+            return run_extract(sources, out, rules, dedup, run, progress)
+    except (PhaseFailed, HistoryMismatch) as exc:
+        typer.echo(f"extract: dedup: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _summarise(outcome: Any, out: str) -> None:

@@ -19,6 +19,8 @@ ENV_POINT = "OPENPAIRS_CRASH_AT"
 ENV_LOG = "OPENPAIRS_CRASH_LOG"
 POINTS = (
     "extract.file",  # a WAT file partly read, its parquet temporary open
+    "dedup.map",  # a dedup map task's rows hashed and partitioned, its file not written
+    "dedup.reduce",  # a dedup reduce task's range deduplicated, its outputs not written
     "dedup.shard",  # candidates shards up to INDEX written, the rest and _dedup.json not
     "download.shard",  # half of a shard's rows fetched, nothing of it written
     "download.commit",  # a shard's tar committed, its parquet and stats not

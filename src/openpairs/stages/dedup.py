@@ -1,39 +1,44 @@
-"""Global step after extract: exact dedup across all shards, optional bloom filter, reshard to candidates/.
+"""Global step after extract: exact dedup across all shards, exact history of earlier runs, reshard.
 
-Exact and bounded in memory: rows are hash-partitioned on the dedup key (url, or url+caption) into
-partitions small enough for memory; inside a partition the row with the smallest key (the first one
-seen in input order) wins. Output shards hold the survivors partition by partition, each in key order,
-which spreads every host across shards (polite downloading) and is deterministic for a given input.
+It runs as executor tasks (stages/shuffle.py): count the extract shards; map groups of them, hashing each
+row's dedup key to 128 bits and partitioning by hash range (duplicates inside a task dropped early);
+reduce each range, keeping per hash the row with the smallest key and dropping hashes the history holds;
+cut the survivors, in hash order (which spreads every host over many shards: polite downloading), into
+candidates shards by a prefix sum of the reducers' counts. The output depends on the input only: not on
+the executor, the number of workers or tasks, or the order tasks finish. With `dedup="none"` the cut
+streams the extract shards in input order. Intermediate files live in `DIR/_scratch/dedup/`, removed
+when done; every task commits atomically, so a killed run resumes.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any, Literal
 
-import mmh3
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
-from openpairs.core import crashpoints
 from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status
+from openpairs.executors import Executor, ExecutorConfig, make_executor
 from openpairs.io import commit
 from openpairs.io import fs as ofs
-from openpairs.stages.bloom import SeenFilter
+from openpairs.stages import dedup_tasks as tasks
+from openpairs.stages import history, shuffle
+from openpairs.stages.dedup_tasks import LANGUAGE_GROUPS, dedup_keys, language_group
+from openpairs.stages.shuffle_cut import plan_cuts, run_cut
+
+__all__ = ["DONE_FILE", "LANGUAGE_GROUPS", "DedupConfig", "dedup_keys", "language_group", "run_dedup"]
 
 STAGE = "candidates"
 SOURCE_STAGE = "extract"
 DONE_FILE = "_dedup.json"  # the global step's stats and the extract shards it read
-LANGUAGE_GROUPS = ("en", "multi", "nolang")
+SCRATCH = "_scratch/dedup"
+PLAN_FILE = "_plan.json"
+FILES_PER_COUNT_TASK = 64
+HISTORY_WEIGHT = 8  # a history hash (16 bytes) weighs this much less than a candidate row in a reducer
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,18 @@ class DedupConfig:
 
     dedup: Literal["url", "url+caption", "none"] = "url+caption"
     shard_size: int = 10_000
-    bloom: str | None = None
-    bloom_capacity: int = 100_000_000
+    history: str | None = None  # directory (any fsspec URL) of the dedup hashes of earlier runs
     split_languages: bool = False
-    rows_per_partition: int = 2_000_000
+    rows_per_task: int = 500_000  # rows a map, reduce or cut task holds: bounds every task's memory
+
+    def __post_init__(self) -> None:
+        if self.history and self.dedup == "none":
+            raise ValueError("a history needs a dedup key: use --dedup url or url+caption with --history")
+        if self.shard_size < 1 or self.rows_per_task < 1:
+            raise ValueError("shard_size and rows_per_task must be at least 1")
 
 
-def run_dedup(config: DedupConfig, out: str) -> ShardStats:
+def run_dedup(config: DedupConfig, out: str, executor: ExecutorConfig | None = None) -> ShardStats:
     """Deduplicate extract/*.parquet into candidates/; skipped when done from the same extract shards."""
     sources = ofs.list_files(ofs.join(out, SOURCE_STAGE), ".parquet")
     names = [path.rsplit("/", 1)[-1] for path in sources]  # the record stays valid if DIR moves
@@ -56,140 +66,164 @@ def run_dedup(config: DedupConfig, out: str) -> ShardStats:
     if ofs.exists(done):
         previous = json.loads(ofs.read_text(done))
         if previous.get("sources") == names:
+            _clear_scratch(out)  # a run killed after its record, before its cleanup
             return ShardStats.from_dict(previous["stats"])
         _clear(ofs.join(out, STAGE))
     started = time.perf_counter()
-    total_rows = sum(pq.ParquetFile(ofs.open_file(path)).metadata.num_rows for path in sources)
-    partitions = max(1, math.ceil(total_rows / config.rows_per_partition))
-    stats = ShardStats(stage="dedup", shard=-1)
-    seen = SeenFilter.open(config.bloom, config.bloom_capacity) if config.bloom else None
-    survivors = (_unique(table, config, stats, seen) for table in _partitions(sources, config, partitions))
-    stats.bump("output_shards", _write_shards(survivors, config, out))
-    stats.bump("partitions", partitions)
+    plan = _pinned_plan(config, out, names)
+    runner = make_executor(executor or ExecutorConfig(workers=1))
+    try:
+        stats = _Run(config, out, sources, plan, runner, (executor or ExecutorConfig()).retries).go()
+    finally:
+        runner.close()
     stats.time("dedup", time.perf_counter() - started)
     record = {"sources": names, "stats": stats.to_dict()}
     commit.write_bytes_atomic(done, json.dumps(record, indent=1).encode("utf-8"))
-    if seen is not None:
-        seen.save()
+    _clear_scratch(out)
     return stats
 
 
+def _clear_scratch(out: str) -> None:
+    """Remove this step's scratch folder, and the scratch root when nothing else uses it."""
+    _clear(ofs.join(out, SCRATCH))
+    root = ofs.join(out, SCRATCH.split("/")[0])
+    if ofs.exists(root) and not ofs.list_files(root):
+        _clear(root)
+
+
+def _pinned_plan(config: DedupConfig, out: str, names: list[str]) -> dict[str, Any]:
+    """What this dedup run is: its sources, settings and the history generation it starts from. A killed
+    run resumes only under the same plan; otherwise its scratch and partial candidates are cleared."""
+    scratch = ofs.join(out, SCRATCH)
+    pinned = ofs.join(scratch, PLAN_FILE)
+    settings = asdict(config)
+    if ofs.exists(pinned):
+        plan: dict[str, Any] = json.loads(ofs.read_text(pinned))
+        if plan["sources"] == names and plan["settings"] == settings:
+            return plan
+        _clear(scratch)
+    _clear(ofs.join(out, STAGE))
+    base = history.current(config.history, config.dedup) if config.history else None
+    if base is not None:
+        _clear(base.next(1).folder)  # what a killed run under another plan may have left
+    plan = {"sources": names, "settings": settings, "history": asdict(base) if base else None}
+    commit.write_bytes_atomic(pinned, json.dumps(plan, indent=1).encode("utf-8"))
+    return plan
+
+
 def _clear(directory: str) -> None:
-    """Remove the outputs of an earlier dedup made from other extract shards."""
+    """Remove a folder of the output store (scratch, or outputs of an earlier dedup)."""
     fs, path = ofs.filesystem(directory)
     if fs.exists(path):
         fs.rm(path, recursive=True)
 
 
-def dedup_keys(table: pa.Table, mode: str) -> pa.Array:
-    """The string each row is deduplicated on."""
-    if mode == "url":
-        return table["url"].combine_chunks()
-    return pc.binary_join_element_wise(table["url"], table["caption"], "\x00").combine_chunks()
+class _Run:
+    """One dedup run's phases, driven from paths and small numbers."""
 
+    def __init__(
+        self,
+        config: DedupConfig,
+        out: str,
+        sources: list[str],
+        plan: dict[str, Any],
+        runner: Executor,
+        retries: int,
+    ) -> None:
+        self.config, self.out, self.sources, self.runner, self.retries = config, out, sources, runner, retries
+        self.scratch = ofs.join(out, SCRATCH)
+        self.base = history.Generation(**plan["history"]) if plan["history"] else None
+        self.groups = LANGUAGE_GROUPS if config.split_languages else ("all",)
+        self.stats = ShardStats(stage="dedup", shard=-1)
+        self.reducers, self.survivors = 0, 0
 
-def _partitions(sources: list[str], config: DedupConfig, partitions: int) -> Iterator[pa.Table]:
-    """Each partition's rows; with one partition nothing is spilled (spills go to local scratch)."""
-    if partitions == 1 or config.dedup == "none":
-        tables = [pq.read_table(ofs.open_file(path), schema=CANDIDATE_SCHEMA) for path in sources]
-        yield pa.concat_tables(tables) if tables else CANDIDATE_SCHEMA.empty_table()
-        return
-    with tempfile.TemporaryDirectory(prefix="openpairs-dedup-") as spill:
-        paths = [f"{spill}/{p:04d}.parquet" for p in range(partitions)]
-        writers = [pq.ParquetWriter(path, CANDIDATE_SCHEMA) for path in paths]
-        for source in sources:
-            for batch in pq.ParquetFile(ofs.open_file(source)).iter_batches(batch_size=200_000):
-                table = pa.Table.from_batches([batch], schema=CANDIDATE_SCHEMA)
-                owner = _partition_of(dedup_keys(table, config.dedup), partitions)
-                for p, writer in enumerate(writers):
-                    writer.write_table(table.filter(pa.array(owner == p)))
-        for writer in writers:
-            writer.close()
-        for path in paths:
-            yield pq.read_table(path, schema=CANDIDATE_SCHEMA)
-
-
-def _partition_of(keys: pa.Array, partitions: int) -> np.ndarray:
-    return np.fromiter(
-        (mmh3.hash(k, signed=False) % partitions for k in keys.to_pylist()), np.int64, len(keys)
-    )
-
-
-def _unique(table: pa.Table, config: DedupConfig, stats: ShardStats, seen: SeenFilter | None) -> pa.Table:
-    """Rows of one partition that survive exact dedup (first key wins) and the bloom filter, in key order."""
-    table = table.sort_by("key")
-    if config.dedup != "none" and table.num_rows:
-        keys = dedup_keys(table, config.dedup)
-        first = (
-            pa.table({"k": keys, "i": pa.array(np.arange(len(keys)))})
-            .group_by("k", use_threads=False)
-            .aggregate([("i", "min")])
-        )
-        keep = np.zeros(len(keys), dtype=bool)
-        keep[first["i_min"].to_numpy()] = True
-        stats.count(Status.DUPLICATE, int((~keep).sum()))
-        table = table.filter(pa.array(keep))
-    if seen is not None and table.num_rows:
-        fresh = seen.check_and_add(
-            dedup_keys(table, config.dedup if config.dedup != "none" else "url+caption")
-        )
-        stats.count(Status.SEEN_BEFORE, int((~fresh).sum()))
-        table = table.filter(pa.array(fresh))
-    stats.count(Status.OK, table.num_rows)
-    return table
-
-
-def language_group(code: str) -> str:
-    """LAION-5B's three groups: en, multi (another language) and nolang."""
-    return "en" if code == "en" else ("nolang" if not code else "multi")
-
-
-def _write_shards(tables: Iterator[pa.Table], config: DedupConfig, out: str) -> int:
-    """Cut the survivors into shards of shard_size rows (per language group when split)."""
-    writers = {
-        group: _ShardWriter(out, f"{STAGE}/{group}" if config.split_languages else STAGE, config.shard_size)
-        for group in (LANGUAGE_GROUPS if config.split_languages else ("all",))
-    }
-    for table in tables:
-        if config.split_languages:
-            groups = np.array([language_group(code) for code in table["language"].to_pylist()])
-            for group, writer in writers.items():
-                writer.add(table.filter(pa.array(groups == group)))
+    def go(self) -> ShardStats:
+        """Run every phase; returns the stats (every extracted row counted once)."""
+        counts, row_groups = self._count()
+        if self.config.dedup == "none":
+            self.stats.count(Status.OK, sum(sum(c.values()) for c in counts))
+            sources = {
+                g: [(path, c[g]) for path, c in zip(self.sources, counts, strict=True)] for g in self.groups
+            }
+            shards = self._cut(sources, filtered=self.config.split_languages)
         else:
-            writers["all"].add(table)
-    return sum(writer.close() for writer in writers.values())
+            shards = self._cut(self._dedup(row_groups), filtered=False)
+            self._commit_history()
+        self.stats.bump("output_shards", shards)
+        return self.stats
 
+    def _phase(self, work: Any, phase_tasks: list[Any], folder: str) -> None:
+        shuffle.run_phase(self.runner, work, phase_tasks, self.retries, ofs.join(self.out, folder))
 
-class _ShardWriter:
-    """Accumulates rows and commits a candidates shard (parquet, then its stats) every shard_size rows."""
+    def _count(self) -> tuple[list[dict[str, int]], list[list[int]]]:
+        """Rows of every extract shard ({"all": n}, or per language group for a split without dedup),
+        and of each of its row groups."""
+        split = self.config.split_languages and self.config.dedup == "none"
+        groups = shuffle.groups_of([1] * len(self.sources), FILES_PER_COUNT_TASK)
+        count_tasks = [
+            tasks.CountTask(self.scratch, i, tuple(self.sources[a:b]), split)
+            for i, (a, b) in enumerate(groups)
+        ]
+        self._phase(tasks.count_rows, count_tasks, f"{SCRATCH}/count")
+        records = [shuffle.read_marker(task) for task in count_tasks]
+        return [f for r in records for f in r["files"]], [g for r in records for g in r["row_groups"]]
 
-    def __init__(self, out: str, stage_dir: str, shard_size: int) -> None:
-        self.out, self.stage_dir, self.shard_size = out, stage_dir, shard_size
-        self.pending: list[pa.Table] = []
-        self.rows = 0
-        self.index = 0
+    def _dedup(self, row_groups: list[list[int]]) -> dict[str, list[tuple[str, int]]]:
+        """Map and reduce; returns each group's reducer outputs with their survivor counts, in order."""
+        budget = self.config.rows_per_task
+        units = [
+            (path, i) for path, sizes in zip(self.sources, row_groups, strict=True) for i in range(len(sizes))
+        ]
+        sizes = [size for sizes in row_groups for size in sizes]
+        history_rows = self.base.rows if self.base else 0
+        reducers = max(1, math.ceil(sum(sizes) / budget), math.ceil(history_rows / (budget * HISTORY_WEIGHT)))
+        maps = [
+            tasks.MapTask(self.scratch, i, tasks.slices_of(units[a:b]), reducers, self.config.dedup)
+            for i, (a, b) in enumerate(shuffle.groups_of(sizes, budget))
+        ]
+        self._phase(tasks.map_rows, maps, f"{SCRATCH}/map")
+        merged = self.base.next(reducers) if self.base else None
+        reduces = [
+            tasks.ReduceTask(self.scratch, r, reducers, len(maps), self.groups, self.base, merged)
+            for r in range(reducers)
+        ]
+        self._phase(tasks.reduce_rows, reduces, f"{SCRATCH}/reduce")
+        records = [shuffle.read_marker(task) for task in reduces]
+        self._tally(maps, records, reducers)
+        return {
+            group: [
+                (task.output(group), record["counts"][group])
+                for task, record in zip(reduces, records, strict=True)
+            ]
+            for group in self.groups
+        }
 
-    def add(self, table: pa.Table) -> None:
-        """Queue rows, committing full shards."""
-        self.pending.append(table)
-        self.rows += table.num_rows
-        while self.rows >= self.shard_size:
-            merged = pa.concat_tables(self.pending)
-            self._commit(merged.slice(0, self.shard_size))
-            rest = merged.slice(self.shard_size)
-            self.pending, self.rows = [rest], rest.num_rows
+    def _tally(self, maps: list[tasks.MapTask], records: list[dict[str, Any]], reducers: int) -> None:
+        """Count every extracted row once: duplicate (in a map or a reducer), seen_before or ok."""
+        duplicates = sum(shuffle.read_marker(task)["duplicate"] for task in maps)
+        self.stats.count(Status.DUPLICATE, duplicates + sum(r["duplicate"] for r in records))
+        if self.base is not None:
+            self.stats.count(Status.SEEN_BEFORE, sum(r["seen_before"] for r in records))
+        self.survivors = sum(sum(r["counts"].values()) for r in records)
+        self.stats.count(Status.OK, self.survivors)
+        self.stats.bump("partitions", reducers)
+        self.stats.bump("map_tasks", len(maps))
+        self.reducers = reducers
 
-    def close(self) -> int:
-        """Commit the last partial shard; returns how many shards were written."""
-        if self.rows:
-            self._commit(pa.concat_tables(self.pending))
-        return self.index
+    def _commit_history(self) -> None:
+        """Point the history at the generation the reducers wrote (old ∪ this run's survivors)."""
+        if self.base is not None:
+            merged = self.base.next(self.reducers)
+            history.commit_generation(merged, self.base, self.base.rows + self.survivors)
 
-    def _commit(self, table: pa.Table) -> None:
-        paths = commit.ShardPaths(self.out, self.stage_dir, self.index)
-        commit.write_parquet_atomic(table, paths.file("parquet"))
-        stats = ShardStats(stage=STAGE, shard=self.index)
-        stats.count(Status.OK, table.num_rows)
-        paths.commit_stats(stats)
-        crashpoints.reached("dedup.shard", self.index)
-        self.index += 1
+    def _cut(self, sources: dict[str, list[tuple[str, int]]], filtered: bool) -> int:
+        """Write every group's candidates shards; returns how many there are."""
+        shards = 0
+        for group, group_sources in sources.items():
+            stage_dir = f"{STAGE}/{group}" if self.config.split_languages else STAGE
+            row_filter = partial(tasks.in_group, group) if filtered else None
+            size, budget = self.config.shard_size, self.config.rows_per_task
+            cuts = plan_cuts(self.out, stage_dir, group_sources, size, budget, CANDIDATE_SCHEMA, row_filter)
+            self._phase(run_cut, cuts, stage_dir)
+            shards += -(-sum(rows for _, rows in group_sources) // size)
+        return shards
