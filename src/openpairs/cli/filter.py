@@ -52,7 +52,7 @@ def filter_(
         raise typer.BadParameter(str(error)) from error
     with stage_progress("filter") as progress:
         result = run_filter(out, config, executor_config(executor, workers, ray_address), progress)
-    if not result.shards and not result.failed:
+    if not result.done and not result.failed:
         Console(stderr=True).print(f"[red]filter: no download shards (shards/<i>.parquet) under {out}")
         raise typer.Exit(code=2)
     print_result("filter", result)
