@@ -108,6 +108,7 @@ class Aggregates:
 
 
 AGGREGATES_SUFFIX = "_aggregates.json"
+DOMAINS_SUFFIX = "_domains.json"
 
 
 def aggregates_path(paths: ShardPaths) -> str:
@@ -115,11 +116,20 @@ def aggregates_path(paths: ShardPaths) -> str:
     return ofs.join(paths.directory, f"{shard_name(paths.index)}{AGGREGATES_SUFFIX}")
 
 
+def domains_path(aggregates: str) -> str:
+    """The domain counts beside an aggregates file (`<shard>_domains.json`, read only by the reduce)."""
+    return aggregates.removesuffix(AGGREGATES_SUFFIX) + DOMAINS_SUFFIX
+
+
 def write_aggregates(paths: ShardPaths, aggregates: Aggregates) -> str:
-    """Write a shard's aggregates atomically (sorted keys: the same bytes for the same shard)."""
+    """Write a shard's domain counts, then its other aggregates, atomically (sorted keys: the same
+    bytes for the same shard); returns the aggregates file's path."""
     path = aggregates_path(paths)
-    data = json.dumps(aggregates.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    write_bytes_atomic(path, data.encode("utf-8"))
+    numbers = aggregates.to_dict()
+    domains = numbers.pop("domains")
+    for target, data in ((domains_path(path), domains), (path, numbers)):
+        text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        write_bytes_atomic(target, text.encode("utf-8"))
     return path
 
 

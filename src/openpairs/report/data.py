@@ -24,6 +24,7 @@ from openpairs.io import fs as ofs
 from openpairs.report.aggregates import (
     SIZE_THRESHOLDS,
     Aggregates,
+    domains_path,
     read_aggregates,
     samples_table,
     shard_aggregates,
@@ -202,7 +203,7 @@ def read_report_data(out: str, executor: ExecutorConfig | None = None) -> Report
     data.funnel = funnel(data.stages)
     paths = aggregate_files(out, executor)
     data.aggregates = merge_aggregates(paths)
-    data.domains = top_domains(paths, executor)
+    data.domains = top_domains([domains_path(p) for p in paths], executor)
     return data
 
 

@@ -26,17 +26,18 @@ def top(counts: Iterable[tuple[str, int]], limit: int) -> list[tuple[str, int]]:
 
 
 def partition_top(paths: list[str], limit: int, partition: int) -> list[tuple[str, int]]:
-    """Reduce task: partition `partition` of every shard's domain counts summed; its top `limit`."""
+    """Reduce task: partition `partition` of every shard's domain counts (`<shard>_domains.json`) summed;
+    its top `limit`."""
     counts: Counter[str] = Counter()
-    for data in listing.read_in_order(paths, listing.read_json):
-        counts.update(data["domains"][partition])
+    for partitions in listing.read_in_order(paths, listing.read_json):
+        counts.update(partitions[partition])
     return top(counts.items(), limit)
 
 
 def top_domains(
     paths: list[str], executor: ExecutorConfig, limit: int = TOP_DOMAINS
 ) -> list[tuple[str, int]]:
-    """The `limit` most common domains over the aggregates files at `paths`, one reduce task per
+    """The `limit` most common domains over the domain-count files at `paths`, one reduce task per
     partition run by `executor`."""
     if not paths:
         return []
