@@ -18,6 +18,7 @@ from openpairs.report.aggregates import DOMAIN_PARTITIONS
 from openpairs.stages.tasks import map_tasks
 
 TOP_DOMAINS = 15
+IN_DRIVER_BELOW = 64  # fewer shards than this: the reduce runs in the driver's process (no pool to start)
 
 
 def top(counts: Iterable[tuple[str, int]], limit: int) -> list[tuple[str, int]]:
@@ -38,8 +39,9 @@ def top_domains(
     paths: list[str], executor: ExecutorConfig, limit: int = TOP_DOMAINS
 ) -> list[tuple[str, int]]:
     """The `limit` most common domains over the domain-count files at `paths`, one reduce task per
-    partition run by `executor`."""
+    partition run by `executor` (in this process for a small run: the same function, the same result)."""
     if not paths:
         return []
-    lists = map_tasks(executor, partial(partition_top, paths, limit), range(DOMAIN_PARTITIONS))
+    runner = executor if len(paths) >= IN_DRIVER_BELOW else ExecutorConfig(workers=1)
+    lists = map_tasks(runner, partial(partition_top, paths, limit), range(DOMAIN_PARTITIONS))
     return top([pair for pairs in lists for pair in pairs], limit)
