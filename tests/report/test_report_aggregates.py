@@ -93,4 +93,6 @@ def test_partitioned_top_domains_are_exact_with_ties(tmp_path: Path) -> None:
     expected = sorted(direct.items(), key=lambda item: (-item[1], item[0]))[:20]
     assert expected[19][1] == sorted(direct.values(), reverse=True)[20]  # a tie crosses the cut
     assert len({domain_partition(h) for h, _ in expected}) > DOMAIN_PARTITIONS // 2
-    assert top_domains(paths, IN_PROCESS, limit=20) == expected
+    assert top_domains(paths, IN_PROCESS, str(tmp_path / "combined"), limit=20) == expected
+    combined = top_domains(paths, IN_PROCESS, str(tmp_path / "combined"), limit=20, combine_shards=2)
+    assert combined == expected and len(list((tmp_path / "combined").glob("*.json"))) == 3 * DOMAIN_PARTITIONS

@@ -61,6 +61,7 @@ class FunnelStep:
 
 
 REPORT_AGGREGATES = "report/_aggregates"  # aggregates of shards the filter did not aggregate
+REPORT_DOMAINS = "report/_domains"  # combined domain counts (report.domains), on runs of many shards
 
 
 @dataclass
@@ -203,7 +204,8 @@ def read_report_data(out: str, executor: ExecutorConfig | None = None) -> Report
     data.funnel = funnel(data.stages)
     paths = aggregate_files(out, executor)
     data.aggregates = merge_aggregates(paths)
-    data.domains = top_domains([domains_path(p) for p in paths], executor)
+    scratch = ofs.join(out, REPORT_DOMAINS)
+    data.domains = top_domains([domains_path(p) for p in paths], executor, scratch)
     return data
 
 

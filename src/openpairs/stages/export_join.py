@@ -149,12 +149,11 @@ def _attach_clip(out: str, name: str, kept: pa.Table) -> tuple[pa.Table, np.ndar
 def _load_embeddings(out: str, name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     arrays: list[np.ndarray | None] = []
     for kind in ("img_emb", "text_emb"):
-        path = ofs.join(out, CLIP_DIR, kind, f"{name}.npy")
-        if not ofs.exists(path):
+        try:  # no `exists` first: one storage call per file
+            with ofs.open_file(ofs.join(out, CLIP_DIR, kind, f"{name}.npy"), "rb") as handle:
+                arrays.append(np.load(handle))
+        except FileNotFoundError:
             arrays.append(None)
-            continue
-        with ofs.open_file(path, "rb") as handle:
-            arrays.append(np.load(handle))
     return arrays[0], arrays[1]
 
 
