@@ -51,7 +51,7 @@ def test_missing_stages_show_no_data(built_pipeline: PipelineOutput, tmp_path: P
     root = tmp_path / "partial"
     shutil.copytree(built_pipeline.root / "extract", root / "extract")
     result = build_report(str(root))
-    assert result.data is not None and result.data.samples is None
+    assert result.data is not None and result.data.aggregates is None
     assert [s.count for s in result.data.funnel] == [built_pipeline.extracted(), None, None, None]
     html = Path(result.html).read_text()
     assert html.count("no data") >= 5

@@ -63,7 +63,7 @@ def run_build(
     _download(out, config, executor, bar("download"), result)
     _clip(out, config, executor, bar("clip"), result)
     _filter(out, config, executor, bar("filter"), result)
-    _export_and_report(out, config, result)
+    _export_and_report(out, config, executor, result)
     return result
 
 
@@ -120,13 +120,13 @@ def _filter(
     result.record("filter", filter_stage.run_filter(out, config.filter, executor, bar))
 
 
-def _export_and_report(out: str, config: BuildConfig, result: BuildResult) -> None:
+def _export_and_report(out: str, config: BuildConfig, executor: ExecutorConfig, result: BuildResult) -> None:
     from openpairs.report import build_report
     from openpairs.stages.export import ExportConfig, run_export
 
     if not result.ok:
         return  # exporting half a dataset would look complete; the re-run finishes it
     for name in config.export_formats:
-        export = run_export(out, ExportConfig(format=name, samples_per_shard=config.samples_per_shard))  # type: ignore[arg-type]
-        result.exports[name] = export
-    result.report = build_report(out, warnings=config.report_warnings)
+        export_config = ExportConfig(format=name, samples_per_shard=config.samples_per_shard)  # type: ignore[arg-type]
+        result.exports[name] = run_export(out, export_config, executor)
+    result.report = build_report(out, warnings=config.report_warnings, executor=executor)

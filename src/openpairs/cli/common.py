@@ -106,8 +106,6 @@ def print_result(title: str, result: StageResult) -> None:  # type: ignore[type-
             counters.add_row(name, f"{value:,}")
         console.print(counters)
     redone = f", {result.stale} redone: their inputs were rewritten" if result.stale else ""
-    console.print(
-        f"{len(result.shards)} shards ({result.skipped} already done{redone}) in {result.seconds:.1f}s"
-    )
+    console.print(f"{result.done} shards ({result.skipped} already done{redone}) in {result.seconds:.1f}s")
     for failure in result.failed:
         console.print(f"[red]shard {failure['shard']} failed: {failure['error']}")

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from openpairs.cli.common import ExecutorOpt, RayAddressOpt, WorkersOpt
+
 FormatOpt = Annotated[str, typer.Option("--format", help="laion400m, laion5b or webdataset")]
 PerShardOpt = Annotated[int, typer.Option("--samples-per-shard", help="samples per output part / tar shard")]
 EmbOpt = Annotated[bool, typer.Option("--embeddings/--no-embeddings", help="write img_emb/ and text_emb/")]
@@ -16,10 +18,14 @@ def export(
     format: FormatOpt = "laion400m",
     samples_per_shard: PerShardOpt = 10_000,
     embeddings: EmbOpt = True,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = 0,
+    ray_address: RayAddressOpt = None,
 ) -> None:
-    """Export the kept samples of a finished pipeline to DIR/dataset/<format>/."""
+    """Export the kept samples of a finished pipeline to DIR/dataset/<format>/ (one task per part)."""
     from rich.console import Console
 
+    from openpairs.cli.common import executor_config
     from openpairs.stages.export import ExportConfig, run_export
     from openpairs.stages.export_join import ExportInputError
 
@@ -28,7 +34,7 @@ def export(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     try:
-        result = run_export(out, config)
+        result = run_export(out, config, executor_config(executor, workers, ray_address))
     except ExportInputError as error:
         Console(stderr=True).print(f"[red]export failed: {error}")
         raise typer.Exit(code=1) from error

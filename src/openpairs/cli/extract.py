@@ -135,7 +135,7 @@ def _summarise(outcome: Any, out: str) -> None:
         _print_dedup(outcome.dedup, out)
     unreadable = outcome.unreadable_inputs()
     if unreadable:
-        total = len(outcome.extract.shards) + len(unreadable)
+        total = outcome.extract.done + len(unreadable)
         listed = f"{out.rstrip('/')}/extract/failed_shards.jsonl"
         typer.echo(f"{len(unreadable)} of {total} inputs failed (in {listed}; rerun to retry):", err=True)
         for line in unreadable:

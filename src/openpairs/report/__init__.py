@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from openpairs.executors import ExecutorConfig
     from openpairs.report.data import ReportData
 
 
@@ -30,8 +31,15 @@ class ReportResult:
         return lines
 
 
-def build_report(out: str, warnings: tuple[str, ...] = (), title: str | None = None) -> ReportResult:
-    """Write DIR/report/index.html with its PNG plots, and DIR/README.md; returns their paths."""
+def build_report(
+    out: str,
+    warnings: tuple[str, ...] = (),
+    title: str | None = None,
+    executor: ExecutorConfig | None = None,
+) -> ReportResult:
+    """Write DIR/report/index.html with its PNG plots, and DIR/README.md; returns their paths. The
+    aggregates the filter did not write and the top-domain reduce run as tasks of `executor` (local by
+    default)."""
     from openpairs.io import commit
     from openpairs.io import fs as ofs
     from openpairs.report.card import render_card
@@ -40,7 +48,7 @@ def build_report(out: str, warnings: tuple[str, ...] = (), title: str | None = N
     from openpairs.report.plots import render_plots
 
     name = title or ofs.join(out).rstrip("/").rsplit("/", 1)[-1] or "openpairs dataset"
-    data = read_report_data(out)
+    data = read_report_data(out, executor)
     plots = render_plots(data)
     directory = ofs.join(out, "report")
     for plot in plots:

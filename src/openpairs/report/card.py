@@ -89,17 +89,14 @@ def _pct(value: float | None) -> str:
 
 def render_card(data: ReportData, title: str, warnings: tuple[str, ...]) -> str:
     """The README.md dataset card."""
-    kept_table = data.kept()
-    kept = kept_table.num_rows if kept_table is not None else 0
-    language_counts = []
-    if kept_table is not None and "language" in kept_table.column_names:
-        language_counts = top_counts([v or "" for v in kept_table["language"].to_pylist()], limit=100)
+    kept = data.aggregates.kept if data.aggregates is not None else 0
+    language_counts = top_counts(data.aggregates.languages, 100) if data.aggregates is not None else []
     languages = sorted(code for code, _ in language_counts if ISO_CODE.match(code))
     funnel_rows = [
         [s.name, "no data" if s.count is None else f"{s.count:,}", _pct(s.of_candidates), _pct(s.of_previous)]
         for s in data.funnel
     ]
-    sizes = size_table(kept_table)
+    sizes = size_table(data.aggregates)
     parts = [
         _yaml(data, title, kept, languages),
         f"# {title}",

@@ -1,23 +1,39 @@
-"""Numbers for the report: per-stage stats, the funnel, LAION-400M Table 1 and per-sample columns.
+"""Numbers for the report: per-stage stats, the funnel, LAION-400M Table 1 and the samples' aggregates.
 
-Everything degrades gracefully: a stage that did not run, or a column a stage did not write, yields
-`None` / an empty table, which the page and the card show as "no data".
+The driver never holds samples: each stage's stats files are merged one at a time in shard order, and the
+samples' numbers come from per-shard aggregates (report.aggregates, written by the filter tasks, or by
+report tasks for shards without them) merged the same way; the top domains come from a partitioned reduce
+(report.domains). Everything degrades gracefully: a stage that did not run, or a column a stage did not
+write, yields `None` / no data, which the page and the card show as "no data".
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpairs.core.stats import ShardStats, merge_all
+from openpairs.core.stats import ShardStats
+from openpairs.executors import ExecutorConfig
+from openpairs.io import commit, listing
 from openpairs.io import fs as ofs
+from openpairs.report.aggregates import (
+    SIZE_THRESHOLDS,
+    Aggregates,
+    domains_path,
+    read_aggregates,
+    samples_table,
+    shard_aggregates,
+    write_aggregates,
+)
+from openpairs.report.domains import top, top_domains
 from openpairs.stages import export_join as join
 from openpairs.stages.dedup import DONE_FILE
+from openpairs.stages.tasks import map_tasks
 
 STAGES = (
     ("extract", "extract", "links → candidates"),
@@ -32,9 +48,6 @@ FUNNEL = (
     ("downloaded", "shards", "rows_out"),
     ("kept", "filter", "rows_out"),
 )
-SIZE_THRESHOLDS = (1024, 512, 256)
-SAMPLE_COLUMNS = ("key", "url", "caption", "language", "original_width", "original_height")
-SCORE_COLUMNS = ("similarity", "punsafe", "pwatermark", "aesthetic", "nsfw")
 
 
 @dataclass
@@ -47,6 +60,10 @@ class FunnelStep:
     of_previous: float | None = None
 
 
+REPORT_AGGREGATES = "report/_aggregates"  # aggregates of shards the filter did not aggregate
+REPORT_DOMAINS = "report/_domains"  # combined domain counts (report.domains), on runs of many shards
+
+
 @dataclass
 class ReportData:
     """All numbers the report shows."""
@@ -54,23 +71,15 @@ class ReportData:
     out: str
     stages: dict[str, ShardStats] = field(default_factory=dict)
     funnel: list[FunnelStep] = field(default_factory=list)
-    samples: pa.Table | None = None  # one row per downloaded sample, with `kept`
+    aggregates: Aggregates | None = None  # over every downloaded sample (None: no download shard)
+    domains: list[tuple[str, int]] = field(default_factory=list)  # top domains of the kept samples
 
-    def kept(self) -> pa.Table | None:
-        """The kept samples (None when no sample table exists)."""
-        if self.samples is None:
+    def histogram(self, name: str) -> dict[str, np.ndarray] | None:
+        """The fixed-bin counts of histogram `name` ({"all", "kept"}), None when it has no values."""
+        if self.aggregates is None or name not in self.aggregates.histograms:
             return None
-        return self.samples.filter(self.samples["kept"])
-
-    def column(self, name: str, kept_only: bool = False) -> np.ndarray | None:
-        """Non-null values of a numeric column, or None when the column is missing or empty."""
-        table = self.kept() if kept_only else self.samples
-        if table is None or name not in table.column_names:
-            return None
-        values = table[name].drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
-        if name == "similarity":
-            values = values[values > -1.0]  # -1.0 marks "no similarity"
-        return values if values.size else None
+        counts = {part: np.array(c, dtype=np.int64) for part, c in self.aggregates.histograms[name].items()}
+        return counts if any(c.sum() for c in counts.values()) else None
 
     def errors(self, limit: int = 15) -> list[tuple[str, str, int]]:
         """The most frequent error messages over all stages: (stage, message, count)."""
@@ -87,23 +96,31 @@ DEDUP_STATS = DONE_FILE  # dedup is a global step: its totals (duplicates includ
 
 
 def read_stage(out: str, stage_dir: str) -> ShardStats | None:
-    """All shards' stats of one stage merged (None when the stage has no stats files)."""
+    """All shards' stats of one stage merged in shard order (None when the stage has no stats files)."""
     dedup_stats = ofs.join(out, stage_dir, DEDUP_STATS)
     if stage_dir == "candidates" and ofs.exists(dedup_stats):
         try:
             return ShardStats.from_dict(json.loads(ofs.read_text(dedup_stats))["stats"])
         except (ValueError, KeyError, TypeError):
             pass  # fall back to the per-shard files
-    files = ofs.list_files(ofs.join(out, stage_dir), "_stats.json")
+    files = listing.listed_shards(ofs.join(out, stage_dir))
     if not files:
         return None
-    parts, unreadable = [], ShardStats(stage=stage_dir)
-    for path in files:
-        try:
-            parts.append(ShardStats.from_dict(json.loads(ofs.read_text(path))))
-        except (ValueError, KeyError, TypeError) as error:  # a damaged file must not sink the report
-            unreadable.error(f"unreadable stats file {path.rsplit('/', 1)[-1]}: {type(error).__name__}")
-    return merge_all(stage_dir, [*parts, unreadable])
+    total, unreadable = ShardStats(stage=stage_dir), ShardStats(stage=stage_dir)
+    for stats in listing.read_in_order([files[i] for i in sorted(files)], _stats_or_error):
+        if isinstance(stats, ShardStats):
+            total = total.merge(stats)
+        else:  # a damaged file must not sink the report
+            unreadable.error(stats)
+    return total.merge(unreadable)
+
+
+def _stats_or_error(path: str) -> ShardStats | str:
+    """A stats file, or why it could not be read."""
+    try:
+        return listing.read_stats(path)
+    except (ValueError, KeyError, TypeError) as error:
+        return f"unreadable stats file {path.rsplit('/', 1)[-1]}: {type(error).__name__}"
 
 
 def funnel(stages: dict[str, ShardStats]) -> list[FunnelStep]:
@@ -125,69 +142,73 @@ def funnel(stages: dict[str, ShardStats]) -> list[FunnelStep]:
     return steps
 
 
-def size_table(kept: pa.Table | None) -> list[tuple[str, int]] | None:
+def size_table(aggregates: Aggregates | None) -> list[tuple[str, int]] | None:
     """The LAION-400M paper's Table 1 on the kept samples' original sizes."""
-    if kept is None or "original_width" not in kept.column_names:
+    if aggregates is None or not aggregates.sizes:
         return None
-    width = np.nan_to_num(kept["original_width"].to_numpy(zero_copy_only=False).astype(np.float64))
-    height = np.nan_to_num(kept["original_height"].to_numpy(zero_copy_only=False).astype(np.float64))
-    rows = [("Number of unique samples", kept.num_rows)]
+    rows = [("Number of unique samples", aggregates.kept)]
     for size in SIZE_THRESHOLDS:
-        rows.append(
-            (f"Number with height or width >= {size}", int(np.sum((width >= size) | (height >= size))))
-        )
-        rows.append(
-            (f"Number with height and width >= {size}", int(np.sum((width >= size) & (height >= size))))
-        )
+        rows.append((f"Number with height or width >= {size}", aggregates.sizes[f"or {size}"]))
+        rows.append((f"Number with height and width >= {size}", aggregates.sizes[f"and {size}"]))
     return rows
 
 
-def _shard_samples(out: str, name: str) -> pa.Table:
-    """One shard's downloaded samples with their scores and a `kept` flag."""
+def aggregate_files(out: str, executor: ExecutorConfig) -> list[str]:
+    """The aggregates file of every done download shard, in shard order: the filter's where it made
+    one, else one the report computes now, as executor tasks."""
+    shards = sorted(listing.listed_shards(ofs.join(out, join.DOWNLOAD_DIR)))
+    listed = {
+        stage: listing.listed_shards(ofs.join(out, stage)) for stage in (join.CLIP_DIR, join.FILTER_DIR)
+    }
+    from_filter = listing.listed_shards(ofs.join(out, join.FILTER_DIR), "_aggregates.json")
+    usable = {i: path for i, path in from_filter.items() if i in listed[join.FILTER_DIR]}
+    missing = [i for i in shards if i not in usable]
+    flags = [(i, i in listed[join.CLIP_DIR], i in listed[join.FILTER_DIR]) for i in missing]
+    computed = dict(zip(missing, map_tasks(executor, partial(compute_aggregates, out), flags), strict=True))
+    return [usable.get(i) or computed[i] for i in shards]
+
+
+def compute_aggregates(out: str, shard: tuple[int, bool, bool]) -> str:
+    """Task: one shard's aggregates from its download (+ clip, + filter) outputs, written under
+    DIR/report/_aggregates/; returns the path."""
+    index, with_clip, with_filter = shard
+    name = commit.shard_name(index)
     down = join.read_parquet(ofs.join(out, join.DOWNLOAD_DIR, f"{name}.parquet"))
-    down = down.filter(pc.equal(down["status"], pa.scalar("ok")))
-    table = down.select([c for c in SAMPLE_COLUMNS if c in down.column_names])
-    clip_path = ofs.join(out, join.CLIP_DIR, f"{name}.parquet")
-    if ofs.exists(clip_path):
-        clip = join.read_parquet(clip_path)
-        table = table.join(clip.select(["key", *[c for c in SCORE_COLUMNS if c in clip.column_names]]), "key")
-    filter_path = ofs.join(out, join.FILTER_DIR, f"{name}.parquet")
-    if ofs.exists(filter_path):
-        filt = join.read_parquet(filter_path, columns=["key", "status"])
-        ok = filt.filter(pc.equal(filt["status"], pa.scalar("ok")))["key"]
-        kept = pc.is_in(table["key"], value_set=ok)
-    else:
-        kept = pa.array([True] * table.num_rows)
-    return table.append_column("kept", kept).sort_by("key")
+    clip = join.read_parquet(ofs.join(out, join.CLIP_DIR, f"{name}.parquet")) if with_clip else None
+    kept = None
+    if with_filter:
+        filt = join.read_parquet(ofs.join(out, join.FILTER_DIR, f"{name}.parquet"), columns=["key", "status"])
+        kept = filt.filter(pc.equal(filt["status"], pa.scalar("ok")))["key"]
+    paths = commit.ShardPaths(out, REPORT_AGGREGATES, index)
+    return write_aggregates(paths, shard_aggregates(samples_table(down, clip, kept)))
 
 
-def read_samples(out: str) -> pa.Table | None:
-    """Every downloaded sample of every done shard (None when no download shard exists)."""
-    names = join.shard_names(out)
-    if not names:
+def merge_aggregates(paths: list[str]) -> Aggregates | None:
+    """The aggregates files merged one at a time in shard order (None when there are none)."""
+    if not paths:
         return None
-    tables = [_shard_samples(out, name) for name in names]
-    return pa.concat_tables(tables, promote_options="default")
+    total = Aggregates()
+    for shard in listing.read_in_order(paths, read_aggregates):
+        total.add(shard)
+    return total
 
 
-def read_report_data(out: str) -> ReportData:
-    """Gather the stats of every stage and the per-sample table."""
+def read_report_data(out: str, executor: ExecutorConfig | None = None) -> ReportData:
+    """Gather the stats of every stage and the samples' aggregates (tasks run by `executor`)."""
+    executor = executor or ExecutorConfig()
     data = ReportData(out=out)
     for stage_dir, _, _ in STAGES:
         stats = read_stage(out, stage_dir)
         if stats is not None:
             data.stages[stage_dir] = stats
     data.funnel = funnel(data.stages)
-    data.samples = read_samples(out)
+    paths = aggregate_files(out, executor)
+    data.aggregates = merge_aggregates(paths)
+    scratch = ofs.join(out, REPORT_DOMAINS)
+    data.domains = top_domains([domains_path(p) for p in paths], executor, scratch)
     return data
 
 
-def top_counts(values: list[str], limit: int = 15) -> list[tuple[str, int]]:
+def top_counts(counts: dict[str, int], limit: int = 15) -> list[tuple[str, int]]:
     """The most common values with their counts (ties broken by value, so the order is stable)."""
-    return sorted(Counter(values).items(), key=lambda item: (-item[1], item[0]))[:limit]
-
-
-def domain(url: str) -> str:
-    """The host of a URL, without a leading www."""
-    host = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].split(":", 1)[0].lower()
-    return host[4:] if host.startswith("www.") else host
+    return top(counts.items(), limit)

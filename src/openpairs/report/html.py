@@ -59,7 +59,7 @@ def _stage(stage_dir: str, label: str, what: str, stats: ShardStats | None) -> s
 
 
 def _sizes(data: ReportData) -> str:
-    rows = size_table(data.kept())
+    rows = size_table(data.aggregates)
     if rows is None:
         return '<p class="nodata">no data</p>'
     return _table(["", "samples"], [[label, f"{n:,}"] for label, n in rows], {1})

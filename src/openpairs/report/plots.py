@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from openpairs.report.data import ReportData, domain, top_counts
+from openpairs.report.aggregates import edges
+from openpairs.report.data import ReportData, top_counts
 
 SCORES = (
     ("similarity", "CLIP image-text cosine similarity"),
@@ -61,19 +62,26 @@ def _render(name: str, title: str, draw: Callable[[Any], bool]) -> Plot:
     return Plot(name, title, _png(fig), has_data)
 
 
-def _histogram(data: ReportData, column: str) -> Callable[[Any], bool]:
+def _histogram(data: ReportData, name: str, xlabel: str = "") -> Callable[[Any], bool]:
     def draw(ax: Any) -> bool:
-        """Histogram of all downloaded samples with the kept ones on top."""
-        everything = data.column(column)
-        if everything is None:
+        """The fixed-bin histogram of all downloaded samples with the kept ones on top, drawn over the
+        bins that hold samples."""
+        counts = data.histogram(name)
+        if counts is None:
             return False
-        bins = np.histogram_bin_edges(everything, bins=30)
-        ax.hist(everything, bins=bins, color="#9db4d3", label="downloaded")
-        kept = data.column(column, kept_only=True)
-        if kept is not None:
-            ax.hist(kept, bins=bins, color="#2f5d95", label="kept")
+        bins = edges(name)
+        filled = np.flatnonzero(sum(counts.values()))
+        first, last = int(filled[0]), int(filled[-1]) + 1
+        for part, color, label in (("all", "#9db4d3", "downloaded"), ("kept", "#2f5d95", "kept")):
+            if part in counts:
+                ax.stairs(
+                    counts[part][first:last], bins[first : last + 1], fill=True, color=color, label=label
+                )
+        if xlabel:
+            ax.set_xlabel(xlabel)
         ax.set_ylabel("samples")
-        ax.legend(fontsize=8)
+        if len(counts) > 1:
+            ax.legend(fontsize=8)
         return True
 
     return draw
@@ -99,36 +107,15 @@ def _bars(pairs: list[tuple[str, int]] | None, horizontal: bool = False) -> Call
     return draw
 
 
-def _kept_strings(data: ReportData, column: str) -> list[str] | None:
-    kept = data.kept()
-    if kept is None or column not in kept.column_names or kept.num_rows == 0:
-        return None
-    return [str(v) if v is not None else "" for v in kept[column].to_pylist()]
-
-
-def _caption_lengths(data: ReportData) -> Callable[[Any], bool]:
-    def draw(ax: Any) -> bool:
-        """Histogram of caption lengths in characters."""
-        captions = _kept_strings(data, "caption")
-        if not captions:
-            return False
-        ax.hist([len(c) for c in captions], bins=30, color="#2f5d95")
-        ax.set_xlabel("characters")
-        ax.set_ylabel("samples")
-        return True
-
-    return draw
-
-
 def render_plots(data: ReportData) -> list[Plot]:
     """Every plot of the report, in page order."""
     steps = [(s.name, s.count) for s in data.funnel if s.count is not None]
-    languages = _kept_strings(data, "language")
-    urls = _kept_strings(data, "url")
+    languages = top_counts(data.aggregates.languages) if data.aggregates is not None else []
     plots = [_render("funnel.png", "funnel: samples left after each stage", _bars(steps))]
     plots += [_render(f"{column}.png", title, _histogram(data, column)) for column, title in SCORES]
-    plots.append(_render("language.png", "language of kept samples", _bars(top_counts(languages or []))))
-    plots.append(_render("caption_length.png", "caption length of kept samples", _caption_lengths(data)))
-    domains = top_counts([domain(u) for u in urls or []])
-    plots.append(_render("domains.png", "top image domains of kept samples", _bars(domains, horizontal=True)))
+    plots.append(_render("language.png", "language of kept samples", _bars(languages)))
+    caption = _histogram(data, "caption_length", "characters")
+    plots.append(_render("caption_length.png", "caption length of kept samples", caption))
+    domains = _bars(data.domains, horizontal=True)
+    plots.append(_render("domains.png", "top image domains of kept samples", domains))
     return plots

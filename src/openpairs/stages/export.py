@@ -3,14 +3,16 @@
 Writes `<out>/dataset/<format>/`. Parts are evenly sized (`samples_per_shard`) over the samples in key
 order, so the output depends only on the inputs: a re-run rewrites the same bytes, every file is written
 atomically, and the manifest (`_manifest.json`) is written last; files of an older, larger export that
-are not in the new manifest are removed.
+are not in the new manifest are removed. Each part is one task run by the executor (local processes or
+Ray, the same bytes), reading only the input shards it overlaps (stages.export_parts).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -18,10 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openpairs.core import crashpoints
+from openpairs.executors import ExecutorConfig
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages import export_join as join
-from openpairs.stages.export_webdataset import write_webdataset
+from openpairs.stages import export_parts as parts
+from openpairs.stages.export_webdataset import write_tar_part
+from openpairs.stages.tasks import map_tasks
 
 FORMATS = ("laion400m", "laion5b", "webdataset")
 DATASET_DIR = "dataset"
@@ -87,67 +92,23 @@ def laion5b_table(meta: pa.Table, with_language: bool) -> pa.Table:
     return pa.table(columns)
 
 
-def language_group(meta: pa.Table) -> np.ndarray:
-    """LAION-5B group of each row: 0 English, 1 another language, 2 no language detected."""
-    language = meta["language"].to_numpy(zero_copy_only=False)
-    return np.where(language == "en", 0, np.where((language == "") | (language == None), 2, 1))  # noqa: E711
+def write_part(task: parts.PartTask) -> list[str]:
+    """Task: write output part `task.index` from the input shards it overlaps; returns the files."""
+    views = [parts.read_piece(task, piece) for piece in task.pieces]
+    if task.format == "webdataset":
+        return write_tar_part(task.directory, views, task.size, task.index)
+    part = parts.concat(views)
+    name = f"part-{commit.shard_name(task.index)}"
+    path = ofs.join(task.directory, f"{name}.parquet")
+    commit.write_parquet_atomic(_table_writer(task)(part.meta), path)
+    crashpoints.reached("export.part", task.index)
+    return [path, *(_write_embeddings(task.directory, name, part) if task.embeddings else [])]
 
 
-def _split_view(view: join.ShardView, mask: np.ndarray) -> join.ShardView:
-    rows = np.flatnonzero(mask)
-    img = view.img_emb[rows] if view.img_emb is not None else None
-    txt = view.text_emb[rows] if view.text_emb is not None else None
-    return join.ShardView(view.name, view.meta.take(rows), view.tar, img, txt)
-
-
-def _chunks(views: Iterator[join.ShardView], size: int) -> Iterator[join.ShardView]:
-    """Re-cut a stream of shard views into views of exactly `size` rows (the last may be shorter)."""
-    pending: list[join.ShardView] = []
-    count = 0
-    for view in views:
-        pending.append(view)
-        count += len(view)
-        while count >= size:
-            merged = _concat(pending)
-            yield _split_view(merged, np.arange(len(merged)) < size)
-            rest = _split_view(merged, np.arange(len(merged)) >= size)
-            pending, count = [rest], len(rest)
-    if count:
-        yield _concat(pending)
-
-
-def _concat(views: list[join.ShardView]) -> join.ShardView:
-    meta = pa.concat_tables([v.meta for v in views])
-    img = _stack([v.img_emb for v in views])
-    txt = _stack([v.text_emb for v in views])
-    return join.ShardView(views[0].name, meta, views[0].tar, img, txt)
-
-
-def _stack(arrays: list[np.ndarray | None]) -> np.ndarray | None:
-    if any(a is None for a in arrays):
-        return None
-    return np.concatenate([a for a in arrays if a is not None])
-
-
-def _write_parts(
-    directory: str,
-    views: Iterator[join.ShardView],
-    config: ExportConfig,
-    to_table: Callable[[pa.Table], pa.Table],
-) -> tuple[list[str], int]:
-    """Write evenly sized parquet parts (+ embeddings); returns the files written and the row count."""
-    written: list[str] = []
-    total = 0
-    for index, part in enumerate(_chunks(views, config.samples_per_shard)):
-        name = f"part-{commit.shard_name(index)}"
-        path = ofs.join(directory, f"{name}.parquet")
-        commit.write_parquet_atomic(to_table(part.meta), path)
-        written.append(path)
-        crashpoints.reached("export.part", index)
-        if config.embeddings:
-            written += _write_embeddings(directory, name, part)
-        total += len(part)
-    return written, total
+def _table_writer(task: parts.PartTask) -> Callable[[pa.Table], pa.Table]:
+    if task.format == "laion400m":
+        return laion400m_table
+    return partial(laion5b_table, with_language=task.group == 1)
 
 
 def _write_embeddings(directory: str, name: str, part: join.ShardView) -> list[str]:
@@ -162,34 +123,52 @@ def _write_embeddings(directory: str, name: str, part: join.ShardView) -> list[s
     return written
 
 
-def run_export(out: str, config: ExportConfig) -> ExportResult:
-    """Export the kept samples under `out` in `config.format`; returns what was written."""
+def run_export(out: str, config: ExportConfig, executor: ExecutorConfig | None = None) -> ExportResult:
+    """Export the kept samples under `out` in `config.format`, one task per part run by `executor`
+    (local by default); returns what was written. A failed export leaves no part behind."""
+    executor = executor or ExecutorConfig()
     directory = ofs.join(out, DATASET_DIR, config.format)
     commit.remove_stale_temporaries(directory)
     ofs.remove(ofs.join(directory, MANIFEST))  # a half-rewritten export has no manifest
-    with_emb = config.embeddings
-    files: dict[str, list[str]] = {}
-    total = 0
-    if config.format == "laion400m":
-        files[""], total = _write_parts(
-            directory, join.pipeline_views(out, with_emb), config, laion400m_table
-        )
-    elif config.format == "laion5b":
-        for group_index, group in enumerate(LAION5B_GROUPS):
-            views = (
-                _split_view(v, language_group(v.meta) == group_index)
-                for v in join.pipeline_views(out, with_emb)
+    tasks = plan_export(out, config, directory, executor)
+    try:
+        written = map_tasks(executor, write_part, [task for _, task in tasks])
+    except BaseException:
+        _remove_files(directory, keep=set())
+        raise
+    files: dict[str, list[str]] = {group: [] for group in _groups(config)}
+    for (group, _), paths in zip(tasks, written, strict=True):
+        files[group] += paths
+    total = sum(piece.stop - piece.start for _, task in tasks for piece in task.pieces)
+    result = {group: _relative(directory, paths) for group, paths in files.items()}
+    _finish(directory, config, result, total)
+    return ExportResult(directory, result, total)
+
+
+def _groups(config: ExportConfig) -> tuple[str, ...]:
+    return LAION5B_GROUPS if config.format == "laion5b" else ("",)
+
+
+def plan_export(
+    out: str, config: ExportConfig, directory: str, executor: ExecutorConfig
+) -> list[tuple[str, parts.PartTask]]:
+    """(group, task) of every part, in manifest order, from the prefix sums of kept rows per shard."""
+    names, with_clip, with_filter = join.pipeline_stages(out)
+    if not names:
+        raise join.ExportInputError(f"no finished download shards under {ofs.join(out, join.DOWNLOAD_DIR)}")
+    counts = parts.kept_counts(out, names, with_filter, executor)
+    flags = {"with_clip": with_clip, "with_filter": with_filter, "embeddings": config.embeddings}
+    tasks = []
+    for index, group in enumerate(_groups(config)):
+        number = index if config.format == "laion5b" else -1
+        kept = [c[number] for c in counts] if number >= 0 else [sum(c) for c in counts]
+        where = ofs.join(directory, group) if group else directory
+        for part, pieces in enumerate(parts.plan_pieces(names, kept, config.samples_per_shard)):
+            task = parts.PartTask(
+                out, where, config.format, part, pieces, number, size=config.samples_per_shard, **flags
             )
-            writer = _laion5b_writer(group_index == 1)
-            files[group], count = _write_parts(ofs.join(directory, group), views, config, writer)
-            total += count
-    else:
-        files[""], total = write_webdataset(
-            directory, join.pipeline_views(out, with_emb), config.samples_per_shard
-        )
-    parts = {group: _relative(directory, paths) for group, paths in files.items()}
-    _finish(directory, config, parts, total)
-    return ExportResult(directory, parts, total)
+            tasks.append((group, task))
+    return tasks
 
 
 def _relative(directory: str, paths: list[str]) -> list[str]:
@@ -197,17 +176,19 @@ def _relative(directory: str, paths: list[str]) -> list[str]:
     return [p[len(prefix) :] if p.startswith(prefix) else p for p in paths]
 
 
-def _laion5b_writer(with_language: bool) -> Callable[[pa.Table], pa.Table]:
-    return lambda meta: laion5b_table(meta, with_language)
-
-
 def _finish(directory: str, config: ExportConfig, parts: dict[str, list[str]], total: int) -> None:
     """Remove files of an older export that this one did not write, then commit the manifest last."""
-    keep = {MANIFEST} | {name for names in parts.values() for name in names}
+    _remove_files(directory, keep={MANIFEST} | {name for names in parts.values() for name in names})
+    manifest = {"format": config.format, "config": asdict(config), "samples": total, "files": parts}
+    commit.write_bytes_atomic(ofs.join(directory, MANIFEST), json.dumps(manifest, indent=1).encode("utf-8"))
+
+
+def _remove_files(directory: str, keep: set[str]) -> None:
+    """Remove every file under `directory` whose relative name is not in `keep`."""
     fs, root = ofs.filesystem(directory)
+    if not fs.exists(root):
+        return
     prefix = root.rstrip("/") + "/"
     for path in fs.find(root):
         if str(path)[len(prefix) :] not in keep:
             fs.rm(path)
-    manifest = {"format": config.format, "config": asdict(config), "samples": total, "files": parts}
-    commit.write_bytes_atomic(ofs.join(directory, MANIFEST), json.dumps(manifest, indent=1).encode("utf-8"))

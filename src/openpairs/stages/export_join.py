@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from openpairs.core.schemas import NSFW_TAGS
 from openpairs.io import fs as ofs
+from openpairs.io import listing
 
 DOWNLOAD_DIR = "shards"
 CLIP_DIR = "clip"
@@ -79,22 +80,22 @@ class ShardView:
 
 
 def shard_names(out: str) -> list[str]:
-    """Names (`00000`, ...) of the download shards that are done (have a stats file)."""
-    suffix = "_stats.json"
-    files = ofs.list_files(ofs.join(out, DOWNLOAD_DIR), suffix)
-    return [f.rsplit("/", 1)[-1][: -len(suffix)] for f in files]
+    """Names (`00000`, ...) of the download shards that are done (have a stats file), in shard order."""
+    listed = listing.listed_shards(ofs.join(out, DOWNLOAD_DIR))
+    return [_name(listed[index]) for index in sorted(listed)]
 
 
-def _stage_done(out: str, stage: str, name: str) -> bool:
-    return ofs.exists(ofs.join(out, stage, f"{name}_stats.json"))
+def _name(stats_path: str) -> str:
+    return stats_path.rsplit("/", 1)[-1].removesuffix(listing.STATS_SUFFIX)
 
 
 def _check_complete(out: str, stage: str, names: list[str]) -> bool:
-    """True when `stage` ran for every shard; False when it never ran; raises when it is partial."""
-    done = [n for n in names if _stage_done(out, stage, n)]
-    if not done:
+    """True when `stage` ran for every shard; False when it never ran; raises when it is partial (one
+    listing of the stage directory)."""
+    done = {_name(path) for path in listing.listed_shards(ofs.join(out, stage)).values()}
+    if not done & set(names):
         return False
-    missing = sorted(set(names) - set(done))
+    missing = sorted(set(names) - done, key=int)
     if missing:
         raise ExportInputError(
             f"stage {stage!r} has not finished shard(s) {', '.join(missing[:5])} under {out}"
@@ -148,24 +149,12 @@ def _attach_clip(out: str, name: str, kept: pa.Table) -> tuple[pa.Table, np.ndar
 def _load_embeddings(out: str, name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     arrays: list[np.ndarray | None] = []
     for kind in ("img_emb", "text_emb"):
-        path = ofs.join(out, CLIP_DIR, kind, f"{name}.npy")
-        if not ofs.exists(path):
+        try:  # no `exists` first: one storage call per file
+            with ofs.open_file(ofs.join(out, CLIP_DIR, kind, f"{name}.npy"), "rb") as handle:
+                arrays.append(np.load(handle))
+        except FileNotFoundError:
             arrays.append(None)
-            continue
-        with ofs.open_file(path, "rb") as handle:
-            arrays.append(np.load(handle))
     return arrays[0], arrays[1]
-
-
-def pipeline_views(out: str, embeddings: bool = True) -> Iterator[ShardView]:
-    """Every done shard's kept samples, in shard order (raises if a later stage is half done)."""
-    names = shard_names(out)
-    if not names:
-        raise ExportInputError(f"no finished download shards under {ofs.join(out, DOWNLOAD_DIR)}")
-    with_clip = _check_complete(out, CLIP_DIR, names)
-    with_filter = _check_complete(out, FILTER_DIR, names)
-    for name in names:
-        yield read_view(out, name, with_clip, with_filter, embeddings)
 
 
 def pipeline_stages(out: str) -> tuple[list[str], bool, bool]:

@@ -33,12 +33,12 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 class _PartWriter:
-    """Fills output shards of `size` samples one after the other."""
+    """Fills output shards of `size` samples one after the other, from shard number `index` on."""
 
-    def __init__(self, directory: str, size: int) -> None:
+    def __init__(self, directory: str, size: int, index: int = 0) -> None:
         self.directory = directory
         self.size = size
-        self.index = 0
+        self.index = index
         self.written: list[str] = []
         self.total = 0
         self._stack: ExitStack | None = None
@@ -125,9 +125,9 @@ def _copy_view(view: ShardView, writer: _PartWriter) -> None:
         raise ExportInputError(f"{view.tar}: {len(wanted) - found} kept sample(s) are not in the tar")
 
 
-def write_webdataset(directory: str, views: Any, size: int) -> tuple[list[str], int]:
-    """Write the kept samples of `views` as shards of `size`; returns the files written and the count."""
-    writer = _PartWriter(directory, size)
+def write_tar_part(directory: str, views: list[ShardView], size: int, index: int) -> list[str]:
+    """Write output shard `index` (at most `size` samples) from `views`; returns the files written."""
+    writer = _PartWriter(directory, size, index)
     try:
         for view in views:
             if len(view):
@@ -136,4 +136,4 @@ def write_webdataset(directory: str, views: Any, size: int) -> tuple[list[str], 
     except BaseException:
         writer.abort()
         raise
-    return writer.written, writer.total
+    return writer.written

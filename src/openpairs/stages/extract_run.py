@@ -72,5 +72,5 @@ def run_extract(
         json.dumps({"extract": asdict(config), "dedup": asdict(dedup)}, indent=1).encode("utf-8"),
     )
     result = run_stage(extract.run_shard, config, tasks, executor, progress)
-    deduped = run_dedup(dedup, out, executor) if result.shards else None
+    deduped = run_dedup(dedup, out, executor) if result.done else None
     return ExtractOutcome(result, deduped)

@@ -1,7 +1,8 @@
 """Filter stage: apply thresholds to the clip annotations; every candidate row is kept and marked, never lost.
 
 Reads `shards/<i>.parquet` (all candidates, with `language`) and `clip/<i>.parquet`, writes
-`filter/<i>.parquet` (key, status, language, similarity, punsafe, pwatermark). Status is the first failing
+`filter/<i>.parquet` (key, status, language, similarity, punsafe, pwatermark) and, beside it, the shard's
+report aggregates `filter/<i>_aggregates.json` (report.aggregates). Status is the first failing
 rule in this order: not_downloaded, the clip status (missing_image, decode_error, empty_caption),
 below_similarity, unsafe, watermark, near_duplicate; else ok. It is cheap, so every run recomputes all
 shards (no resume-skip).
@@ -16,12 +17,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from openpairs.core import crashpoints
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status
 from openpairs.io import commit
 from openpairs.io import fs as ofs
+from openpairs.report.aggregates import samples_table, shard_aggregates, write_aggregates
 from openpairs.stages.runner import Progress, ShardTask, StageResult, run_stage
 
 STAGE = "filter"
@@ -75,8 +78,9 @@ def run_shard(config: FilterConfig, task: ShardTask) -> ShardStats:
     down_path, clip_path = task.inputs[0], task.inputs[1]
     if not ofs.exists(clip_path):
         raise FileNotFoundError(f"{clip_path} is missing: run `openpairs clip` before `openpairs filter`")
-    down = _read(down_path).to_pydict()
-    clip = {row["key"]: row for row in _read(clip_path).to_pylist()}
+    down_table, clip_table = _read(down_path), _read(clip_path)
+    down = down_table.to_pydict()
+    clip = {row["key"]: row for row in clip_table.to_pylist()}
     groups = _global_groups(task.inputs[2]) if len(task.inputs) > 2 else None
     out: dict[str, list[Any]] = {name: [] for name in OUTPUT_SCHEMA.names}
     for key, language in zip(down["key"], down.get("language", [""] * len(down["key"])), strict=True):
@@ -88,7 +92,10 @@ def run_shard(config: FilterConfig, task: ShardTask) -> ShardStats:
         for name in ("similarity", "punsafe", "pwatermark"):
             out[name].append(row.get(name) if row else None)
     crashpoints.reached("filter.shard", task.index)
-    commit.write_parquet_atomic(pa.table(out, schema=OUTPUT_SCHEMA), task.paths.file("parquet"))
+    table = pa.table(out, schema=OUTPUT_SCHEMA)
+    commit.write_parquet_atomic(table, task.paths.file("parquet"))
+    kept = table.filter(pc.equal(table["status"], pa.scalar(Status.OK)))["key"]
+    write_aggregates(task.paths, shard_aggregates(samples_table(down_table, clip_table, kept)))
     return stats
 
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from openpairs.core.stats import ShardStats, merge_all
+from openpairs.core.stats import ShardStats
 from openpairs.executors import Executor, ExecutorConfig, WorkerLost, lost_before, make_executor
-from openpairs.io import commit, freshness
+from openpairs.io import commit, freshness, listing
 from openpairs.io import fs as ofs
 
 C = TypeVar("C")
@@ -34,26 +34,51 @@ class ShardTask:
         return commit.ShardPaths(self.out, self.stage, self.index)
 
 
+SUMMARY_DIR = "_summary"  # DIR/_summary/<stage>.json: see StageResult.summary
+
+
 @dataclass
 class StageResult(Generic[C]):
-    """What a stage run did: per-shard stats, totals, skipped (already done) and failed shards."""
+    """What a stage run did: totals, the done shards' indices, skipped (already done), stale and failed
+    shards. Per-shard stats stay on disk (`shards` reads them back when asked)."""
 
     stage: str
-    shards: list[ShardStats] = field(default_factory=list)
+    directory: str = ""  # the stage directory ("" when there were no tasks)
+    done_shards: list[int] = field(default_factory=list)  # indices of done shards, in shard order
     skipped: int = 0
     stale: int = 0  # done shards redone because an input was rewritten since (io.freshness)
     failed: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    total: ShardStats = field(default_factory=lambda: ShardStats(stage="", shard=-1))  # all done shards
 
     @property
-    def total(self) -> ShardStats:
-        """All shards' stats merged."""
-        return merge_all(self.stage, self.shards)
+    def done(self) -> int:
+        """How many shards are done (run now or before)."""
+        return len(self.done_shards)
+
+    @property
+    def shards(self) -> list[ShardStats]:
+        """Every done shard's stats, in shard order, read back from its stats file (one read per shard:
+        for tests and small runs; the totals never need it)."""
+        paths = [listing.stats_path(self.directory, i) for i in self.done_shards]
+        return list(listing.read_in_order(paths, listing.read_stats))
 
     @property
     def ok(self) -> bool:
         """True when no shard failed."""
         return not self.failed
+
+    def summary(self) -> dict[str, Any]:
+        """The per-stage summary written as `DIR/_summary/<stage>.json` (outside the stage's outputs:
+        what a run skipped differs from run to run; timings are left out)."""
+        return {
+            "stage": self.stage,
+            "shards_done": self.done,
+            "shards_skipped": self.skipped,
+            "shards_stale": self.stale,
+            "shards_failed": len(self.failed),
+            "total": self.total.to_dict(),
+        }
 
 
 Progress = Callable[[int, int, ShardStats | None], None]
@@ -71,6 +96,7 @@ def run_stage(
     started = time.perf_counter()
     result: StageResult[C] = StageResult(stage=tasks[0].stage if tasks else "")
     todo = _resume(tasks, result)
+    timings = ShardStats(stage=result.stage)
     if tasks:
         commit.remove_stale_temporaries(tasks[0].paths.directory)
     done = result.skipped
@@ -83,11 +109,13 @@ def run_stage(
             for task, outcome in _outcomes(runner, work, todo, executor.retries):
                 done += 1
                 if isinstance(outcome, BaseException):
-                    _stop_if_full(outcome, task, len(result.shards), len(tasks))
+                    _stop_if_full(outcome, task, result.done, len(tasks))
                     result.failed.append(_failure(task, outcome))
                     outcome_stats = None
                 else:
-                    result.shards.append(outcome)
+                    result.done_shards.append(task.index)
+                    for name, seconds in outcome.timings.items():
+                        timings.time(name, seconds)
                     outcome_stats = outcome
                 if progress:
                     progress(done, len(tasks), outcome_stats)
@@ -98,8 +126,8 @@ def run_stage(
         finally:
             runner.close()
         commit.remove_stale_temporaries(tasks[0].paths.directory)  # a lost attempt's (its node may be gone)
-    result.shards.sort(key=lambda s: s.shard)
     _write_failures(tasks, result.failed)
+    _summarise(tasks, result, timings.timings)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -124,27 +152,51 @@ def _outcomes(
 
 
 def _resume(tasks: Sequence[ShardTask], result: StageResult[C]) -> list[ShardTask]:
-    """Keep the stats of done shards whose inputs are unchanged; return the tasks to run.
+    """Learn the done shards from one listing of the stage directory (and one of its `_versions/`);
+    skip those whose inputs are unchanged; return the tasks to run.
 
     A done shard whose recorded inputs were rewritten since is stale: its stats file is removed (it is
     no longer done) and it is redone.
     """
-    done = {task.index: task.paths.read_stats() for task in tasks if task.paths.is_done()}
-    recorded = {task.index: task.paths.read_versions() for task in tasks if task.index in done}
+    if not tasks:
+        return []
+    first = tasks[0].paths
+    result.directory = first.directory
+    listed = listing.listed_shards(first.directory)
+    done = [task for task in tasks if task.index in listed]
+    with_versions = listing.listed_shards(ofs.join(first.out, commit.VERSIONS_DIR, first.stage_dir), ".json")
+    tracked = [task for task in done if task.index in with_versions]
+    recorded = dict(
+        zip(
+            [task.index for task in tracked],
+            listing.read_in_order([with_versions[t.index] for t in tracked], listing.read_json),
+            strict=True,
+        )
+    )
     current = freshness.listed_versions([path for inputs in recorded.values() for path in inputs])
-    todo: list[ShardTask] = []
-    for task in tasks:
-        stats = done.get(task.index)
-        inputs = recorded.get(task.index, {})
-        if stats is not None and all(current.get(p) == v for p, v in inputs.items()):
-            result.shards.append(stats)
-            result.skipped += 1
-            continue
-        if stats is not None:
+    stale = {
+        index for index, inputs in recorded.items() if any(current.get(p) != v for p, v in inputs.items())
+    }
+    for task in done:
+        if task.index in stale:
             ofs.remove(task.paths.stats)
-            result.stale += 1
-        todo.append(task)
-    return todo
+        else:
+            result.done_shards.append(task.index)
+    result.skipped, result.stale = len(done) - len(stale), len(stale)
+    return [task for task in tasks if task.index not in listed or task.index in stale]
+
+
+def _summarise(tasks: Sequence[ShardTask], result: StageResult[C], timings: dict[str, float]) -> None:
+    """Merge the done shards' stats files in shard order into `result.total` (exactly `merge_all` over
+    them), add this run's timings, and write `DIR/_summary/<stage>.json`."""
+    result.done_shards.sort()
+    if not tasks:
+        return
+    paths = [listing.stats_path(result.directory, i) for i in result.done_shards]
+    result.total = listing.merge_stats(result.stage, paths)
+    result.total.timings = dict(timings)
+    summary = json.dumps(result.summary(), indent=1, ensure_ascii=False).encode("utf-8")
+    commit.write_bytes_atomic(ofs.join(tasks[0].out, SUMMARY_DIR, f"{result.stage}.json"), summary)
 
 
 def _attempt(
