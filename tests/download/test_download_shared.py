@@ -50,10 +50,16 @@ def test_a_worker_holding_several_shards_opens_at_most_per_host_connections(
     assert image_server.peak_connections == 2  # reached, never passed, with 2 shards in flight at a time
 
 
-def test_robots_txt_is_fetched_once_per_origin_across_shards(image_server: ImageServer, tmp_path: Path) -> None:
+def test_robots_txt_is_fetched_once_per_origin_across_shards(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
     """~0.5 s: two shards in one process share the robots.txt verdict of their origin."""
-    urls: list[str | None] = [image_server.url(p) for p in ("/img/jpeg_baseline", "/private/jpeg_baseline") * 2]
-    download(write_input(tmp_path / "in.parquet", urls), tmp_path / "out", shard_size=2, respect_robots_txt=True)
+    urls: list[str | None] = [
+        image_server.url(p) for p in ("/img/jpeg_baseline", "/private/jpeg_baseline") * 2
+    ]
+    download(
+        write_input(tmp_path / "in.parquet", urls), tmp_path / "out", shard_size=2, respect_robots_txt=True
+    )
     statuses = [[row["status"] for row in rows(tmp_path / "out", shard)] for shard in (0, 1)]
     assert statuses == [["ok", "robots_disallowed"]] * 2
     assert image_server.count("/robots.txt") == 1
@@ -78,4 +84,3 @@ def test_a_host_that_asked_to_wait_is_not_hit_by_the_next_shard(
     assert {row["status"] for row in rows(tmp_path / "out", 0)} == {status}
     assert [row["status"] for row in rows(tmp_path / "out", 1)] == [status, status]
     assert image_server.count("/img/jpeg_baseline") == 0
-
