@@ -37,7 +37,11 @@ class FetchService:
         self._thread = threading.Thread(target=self._serve, name="fetch-service", daemon=True)
         self._thread.start()
         self.fetcher = Fetcher(config)
-        self.submit(self.fetcher.__aenter__()).result()
+        try:
+            self.submit(self.fetcher.__aenter__()).result()
+        except BaseException:
+            self.close()  # no loop thread left behind by a service that never opened
+            raise
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -140,10 +140,20 @@ def _fetch_all(
         backlog = Backlog(most=config.connections)
         context = _Context(service.fetcher, pool, config.image_config(), spool, stats, backlog, rng)
         future = service.submit(_fetch_rows(config, rows, context, handed_out.set))
-        future.add_done_callback(lambda _: handed_out.set())
+        return _outcomes_of(future, handed_out)
+
+
+def _outcomes_of(future: Future[dict[int, dw.Outcome]], handed_out: threading.Event) -> dict[int, dw.Outcome]:
+    """Wait for a shard's rows: `draining()` once all are handed out, then their outcomes. An interrupted
+    wait (an exception in this thread) cancels the rows still running on the shared loop."""
+    future.add_done_callback(lambda _: handed_out.set())
+    try:
         handed_out.wait()
         draining()  # here, in the shard's thread: the executor's hook is per thread
         return future.result()
+    except BaseException:
+        future.cancel()
+        raise
 
 
 @dataclass
