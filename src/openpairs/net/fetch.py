@@ -41,8 +41,12 @@ class Fetcher:
         self.headers = {"User-Agent": config.user_agent(), "Accept": "image/*,*/*;q=0.8"}
         self._session: aiohttp.ClientSession | None = None
         self._robots: Any = None
+        self._slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> Fetcher:
+        # `connections` URLs in progress at once, whatever the number of shards fetching through this
+        # fetcher; a URL's deadlines start when it has its slot, not while other shards hold them all
+        self._slots = asyncio.Semaphore(self.config.connections)
         connector = aiohttp.TCPConnector(
             limit=self.config.connections,
             limit_per_host=self.config.per_host,
@@ -75,6 +79,11 @@ class Fetcher:
             return FetchResult(Status.INVALID_URL, error=f"unparsable URL: {exc}")
         if parsed.scheme not in SCHEMES or not parsed.host:
             return FetchResult(Status.INVALID_URL, error=f"not an http(s) URL with a host: {url[:200]}")
+        assert self._slots is not None, "use `async with Fetcher(...)`"
+        async with self._slots:
+            return await self._fetch_parsed(parsed, rng)
+
+    async def _fetch_parsed(self, parsed: URL, rng: random.Random | None) -> FetchResult:
         try:
             async with asyncio.timeout(self.config.deadline):
                 if self._robots is not None:
