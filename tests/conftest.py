@@ -30,3 +30,13 @@ def built_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipelin
 def pipeline(built_pipeline: PipelineOutput, tmp_path_factory: pytest.TempPathFactory) -> PipelineOutput:
     """A private copy of the built pipeline DIR, for one test to write into or damage."""
     return built_pipeline.copy(tmp_path_factory.mktemp("pipeline-copy") / "run")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fetch_service() -> Iterator[None]:
+    """Each test starts without the fetch service an earlier in-process download left (its host state,
+    robots.txt verdicts and connections live as long as the process)."""
+    yield
+    from openpairs.net.shared import close_services
+
+    close_services()

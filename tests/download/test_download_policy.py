@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from openpairs.net import retry
 from openpairs.net.config import FetchConfig
 from openpairs.net.optout import DEFAULT_DIRECTIVES, opted_out
 from openpairs.net.retry import HostHealth, backoff_seconds, retry_after_seconds, should_retry
@@ -96,3 +97,18 @@ def test_retry_after_delays_the_host() -> None:
     health.delay("a", 5.0, now=100.0)
     assert health.wait_for("a", now=102.0) == pytest.approx(3.0)
     assert health.wait_for("b", now=102.0) == 0.0
+
+
+def test_host_state_of_a_long_lived_process_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passed waits and the oldest failure counts go once MAX_HOSTS hosts have state; live waits stay."""
+    monkeypatch.setattr(retry, "MAX_HOSTS", 8)
+    health = HostHealth(max_failures=2, cooldown=10.0)
+    health.delay("slow", 1000.0, now=0.0)
+    health.record("down", "timeout", now=0.0)
+    health.record("down", "timeout", now=0.0)  # backed off until 10
+    for i in range(100):
+        health.record(f"host{i}", "timeout", now=20.0 + i)
+        health.delay(f"host{i}", 0.5, now=20.0 + i)
+    assert health.wait_for("slow", now=200.0) > 0
+    assert sum(map(len, (health._failures, health._open_until, health._not_before))) <= 8 + 1
+    assert health._last.keys() <= {*health._failures, *health._open_until}

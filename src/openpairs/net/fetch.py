@@ -1,4 +1,5 @@
-"""Fetcher: one aiohttp session per worker, many concurrent requests, every hop guarded."""
+"""Fetcher: one aiohttp session per worker process (net/shared.py), many concurrent requests, every hop
+guarded."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ from openpairs.net.config import FetchConfig, FetchResult
 from openpairs.net.guard import AddressPolicy, BlockedAddressError, mirror_addresses, parse_ip
 from openpairs.net.optout import opted_out
 from openpairs.net.resolver import GuardedResolver
-from openpairs.net.retry import HostHealth, backoff_seconds, retry_after_seconds, should_retry
+from openpairs.net.retry import (
+    HOST_WAIT_CAP,
+    HostHealth,
+    backoff_seconds,
+    retry_after_seconds,
+    should_retry,
+)
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 SCHEMES = frozenset({"http", "https"})
@@ -34,8 +41,12 @@ class Fetcher:
         self.headers = {"User-Agent": config.user_agent(), "Accept": "image/*,*/*;q=0.8"}
         self._session: aiohttp.ClientSession | None = None
         self._robots: Any = None
+        self._slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> Fetcher:
+        # `connections` URLs in progress at once, whatever the number of shards fetching through this
+        # fetcher; a URL's deadlines start when it has its slot, not while other shards hold them all
+        self._slots = asyncio.Semaphore(self.config.connections)
         connector = aiohttp.TCPConnector(
             limit=self.config.connections,
             limit_per_host=self.config.per_host,
@@ -60,29 +71,41 @@ class Fetcher:
         if self._session is not None:
             await self._session.close()
 
-    async def fetch(self, url: str) -> FetchResult:
-        """Fetch one URL; never raises for anything the network or the server does."""
+    async def fetch(self, url: str, rng: random.Random | None = None) -> FetchResult:
+        """Fetch one URL (`rng`: the caller's backoff jitter); never raises for anything the network does."""
         try:
             parsed = URL(url)
         except (ValueError, TypeError) as exc:
             return FetchResult(Status.INVALID_URL, error=f"unparsable URL: {exc}")
         if parsed.scheme not in SCHEMES or not parsed.host:
             return FetchResult(Status.INVALID_URL, error=f"not an http(s) URL with a host: {url[:200]}")
+        assert self._slots is not None, "use `async with Fetcher(...)`"
+        async with self._slots:
+            return await self._fetch_parsed(parsed, rng)
+
+    async def _fetch_parsed(self, parsed: URL, rng: random.Random | None) -> FetchResult:
         try:
             async with asyncio.timeout(self.config.deadline):
                 if self._robots is not None:
                     refusal = await self._robots.refusal(parsed)
                     if refusal is not None:
                         return refusal
-                return await self.follow(parsed, check_optout=True)
+                return await self.follow(parsed, check_optout=True, rng=rng)
         except TimeoutError:
             return FetchResult(Status.TIMEOUT, error=f"URL deadline of {self.config.deadline:g}s passed")
 
-    async def follow(self, url: URL, check_optout: bool, max_bytes: int | None = None) -> FetchResult:
+    async def follow(
+        self,
+        url: URL,
+        check_optout: bool,
+        max_bytes: int | None = None,
+        rng: random.Random | None = None,
+    ) -> FetchResult:
         """Fetch `url`, following at most `max_redirects` redirects, each hop checked again."""
         attempts = 0
+        jitter = rng or self.rng
         for hop in range(self.config.max_redirects + 1):
-            result = await self._with_retries(url, check_optout, max_bytes or self.config.max_bytes)
+            result = await self._with_retries(url, check_optout, max_bytes or self.config.max_bytes, jitter)
             attempts += result.attempts
             result.redirects, result.attempts = hop, attempts
             if result.location is None:
@@ -101,7 +124,9 @@ class Fetcher:
             attempts=attempts,
         )
 
-    async def _with_retries(self, url: URL, check_optout: bool, max_bytes: int) -> FetchResult:
+    async def _with_retries(
+        self, url: URL, check_optout: bool, max_bytes: int, rng: random.Random
+    ) -> FetchResult:
         host = url.host or ""
         loop = asyncio.get_running_loop()
         result = FetchResult(Status.CONNECTION_ERROR)
@@ -119,15 +144,16 @@ class Fetcher:
             result = await self._once(url, check_optout, max_bytes)
             result.attempts = attempt + 1
             self.health.record(host, result.status, loop.time())
+            if result.retry_after is not None and should_retry(result.status):  # for every later request
+                self.health.delay(host, min(result.retry_after, HOST_WAIT_CAP), loop.time())
             if not should_retry(result.status) or attempt == self.config.retries:
                 return result
             if result.retry_after is not None:
                 if result.retry_after > self.config.retry_after_cap:
                     return result
-                self.health.delay(host, result.retry_after, loop.time())
                 continue
             await asyncio.sleep(
-                backoff_seconds(attempt + 1, self.config.backoff_base, self.config.backoff_cap, self.rng)
+                backoff_seconds(attempt + 1, self.config.backoff_base, self.config.backoff_cap, rng)
             )
         return result
 

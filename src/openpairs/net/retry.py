@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 from openpairs.core.status import is_transient
 
+HOST_WAIT_CAP = 3600.0  # the longest a Retry-After holds a host back in one process
+MAX_HOSTS = 50_000  # hosts with back-off state a long-lived process keeps; past it, expired state goes
+
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """Seconds a `Retry-After` header asks to wait (delta-seconds or an HTTP date), None if absent/bad."""
@@ -62,10 +65,12 @@ class HostHealth:
         if failures >= self.max_failures:
             self._open_until[host] = now + self.cooldown
             self._failures[host] = self.max_failures // 2  # half-open: a few more tries after cooldown
+        self._bound(now)
 
     def delay(self, host: str, seconds: float, now: float) -> None:
         """Ask every request to `host` to wait `seconds` (a 429's Retry-After)."""
         self._not_before[host] = max(self._not_before.get(host, 0.0), now + seconds)
+        self._bound(now)
 
     def wait_for(self, host: str, now: float) -> float:
         """Seconds to wait before the next request to `host`."""
@@ -74,3 +79,14 @@ class HostHealth:
     def last_status(self, host: str) -> str:
         """The last transient status `host` gave (what a backed-off request reports)."""
         return self._last.get(host, "connection_error")
+
+    def _bound(self, now: float) -> None:
+        """Keep at most ~MAX_HOSTS hosts: drop passed waits, then the longest-known failure counts."""
+        if len(self._failures) + len(self._open_until) + len(self._not_before) <= MAX_HOSTS:
+            return
+        for table in (self._open_until, self._not_before):
+            for host in [host for host, until in table.items() if until <= now]:
+                del table[host]
+        while len(self._failures) > MAX_HOSTS // 4:
+            del self._failures[next(iter(self._failures))]
+        self._last = {h: s for h, s in self._last.items() if h in self._failures or h in self._open_until}

@@ -8,9 +8,11 @@ input row, kept or not) atomically. The runner writes `<i>_stats.json` last.
 from __future__ import annotations
 
 import asyncio
+import random
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -54,7 +56,7 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
             if unreadable[i]:  # a row the input reader could not read: never fetched
                 outcomes[i] = dw.Outcome(Status.INVALID_URL, unreadable[i])
         rows = [(i, keys[i], urls[i], hashes[i]) for i in todo if not unreadable[i]]
-        fetched = _run_async(_fetch_rows(config, rows, spool, stats))
+        fetched = _fetch_all(config, rows, spool, stats)
         for i, outcome in fetched.items():
             outcomes[i] = outcome
         final = [o if o is not None else dw.Outcome(Status.CONNECTION_ERROR, "not fetched") for o in outcomes]
@@ -119,21 +121,45 @@ def _previous(
     return outcomes, todo
 
 
-def _run_async(coro: Any) -> Any:
-    """Run a coroutine on uvloop when it is installed."""
-    try:
-        import uvloop
+def _fetch_all(
+    config: DownloadConfig, rows: list[_Row], spool: dw.Spool, stats: ShardStats
+) -> dict[int, dw.Outcome]:
+    """Fetch and convert `rows` on this process's fetch service (shared with the other shards it runs);
+    once all are handed out, tell the executor this shard only waits (`draining()`)."""
+    from openpairs.net.shared import fetch_service
 
-        factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but optional at runtime
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coro)
+    if not rows:
+        return {}
+    handed_out = threading.Event()
+    decode_threads = max(1, config.decode_threads)
+    with (
+        fetch_service(config.fetch_config()) as service,
+        ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") as pool,
+    ):
+        rng = random.Random(service.config.seed)  # the shard's own jitter, as when it had its own fetcher
+        backlog = Backlog(most=config.connections)
+        context = _Context(service.fetcher, pool, config.image_config(), spool, stats, backlog, rng)
+        future = service.submit(_fetch_rows(config, rows, context, handed_out.set))
+        return _outcomes_of(future, handed_out)
+
+
+def _outcomes_of(future: Future[dict[int, dw.Outcome]], handed_out: threading.Event) -> dict[int, dw.Outcome]:
+    """Wait for a shard's rows: `draining()` once all are handed out, then their outcomes. An interrupted
+    wait (an exception in this thread) cancels the rows still running on the shared loop."""
+    future.add_done_callback(lambda _: handed_out.set())
+    try:
+        handed_out.wait()
+        draining()  # here, in the shard's thread: the executor's hook is per thread
+        return future.result()
+    except BaseException:
+        future.cancel()
+        raise
 
 
 @dataclass
 class _Context:
-    """What converting one row needs: the fetcher, the decode pool, the spool, the stats, the backlog."""
+    """What one shard's rows need: the process's fetcher, the shard's decode pool, spool, stats, backlog
+    and backoff jitter."""
 
     fetcher: Any
     pool: ThreadPoolExecutor
@@ -141,41 +167,36 @@ class _Context:
     spool: dw.Spool
     stats: ShardStats
     backlog: Backlog
+    rng: random.Random
 
 
 async def _fetch_rows(
-    config: DownloadConfig, rows: list[_Row], spool: dw.Spool, stats: ShardStats
+    config: DownloadConfig, rows: list[_Row], context: _Context, handed_out: Callable[[], None]
 ) -> dict[int, dw.Outcome]:
-    """Fetch and convert `rows` ((position, key, url, expected sha256)) with `connections` workers."""
-    from openpairs.net.fetch import Fetcher
-
+    """Fetch and convert `rows` ((position, key, url, expected sha256)) with `connections` workers;
+    `handed_out()` once every row has been taken."""
     outcomes: dict[int, dw.Outcome] = {}
-    if not rows:
-        return outcomes
-    pending = _then_drain(rows)
-    with ThreadPoolExecutor(max(1, config.decode_threads), thread_name_prefix="decode") as pool:
-        async with Fetcher(config.fetch_config()) as fetcher:
-            backlog = Backlog(most=config.connections)
-            context = _Context(fetcher, pool, config.image_config(), spool, stats, backlog)
+    pending = _then_drain(rows, handed_out)
+    stats = context.stats
 
-            async def worker() -> None:
-                for position, key, url, expected in pending:
-                    await context.backlog.wait_for_room()
-                    try:
-                        outcomes[position] = await _one_safely(context, key, url, expected)
-                        if len(outcomes) == max(1, len(rows) // 2):  # once a shard: no await since the store
-                            crashpoints.reached("download.shard", stats.shard)  # freezes the event loop
-                    finally:
-                        await context.backlog.done()
+    async def worker() -> None:
+        for position, key, url, expected in pending:
+            await context.backlog.wait_for_room()
+            try:
+                outcomes[position] = await _one_safely(context, key, url, expected)
+                if len(outcomes) == max(1, len(rows) // 2):  # once a shard: no await since the store
+                    crashpoints.reached("download.shard", stats.shard)  # freezes the event loop
+            finally:
+                await context.backlog.done()
 
-            await asyncio.gather(*(worker() for _ in range(min(config.connections, len(rows)))))
+    await asyncio.gather(*(worker() for _ in range(min(config.connections, len(rows)))))
     return outcomes
 
 
-def _then_drain(rows: list[T]) -> Iterator[T]:
-    """The rows, then `draining()`: with all handed out, the next shard may start beside the stragglers."""
+def _then_drain(rows: list[T], handed_out: Callable[[], None]) -> Iterator[T]:
+    """The rows, then `handed_out()`: with all taken, the next shard may start beside the stragglers."""
     yield from rows
-    draining()
+    handed_out()
 
 
 async def _one_safely(context: _Context, key: str, url: str | None, expected: str | None) -> dw.Outcome:
@@ -194,7 +215,7 @@ async def _one(context: _Context, key: str, url: str | None, expected: str | Non
     if not url:
         return dw.Outcome(Status.INVALID_URL, "missing URL")
     stats, backlog = context.stats, context.backlog
-    result = await context.fetcher.fetch(url)
+    result = await context.fetcher.fetch(url, context.rng)
     stats.bump("retries", max(0, result.attempts - 1 - result.redirects))
     stats.bump("redirects", result.redirects)
     if result.status != Status.OK or result.body is None:
