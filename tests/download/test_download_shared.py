@@ -17,7 +17,7 @@ from openpairs.net.shared import close_services
 from openpairs.stages.download import run_shard
 from openpairs.stages.download_plan import plan_tasks
 from tests.download.helpers import FAST, download, rows, write_input
-from tests.fixtures.webserver import ImageServer, image_server_fixture
+from tests.fixtures.webserver import GATE_SECONDS, ImageServer, image_server_fixture
 
 image_server = pytest.fixture(image_server_fixture)  # a fresh server per test: fresh counters
 
@@ -41,7 +41,9 @@ def test_a_worker_holding_several_shards_opens_at_most_per_host_connections(
     image_server: ImageServer, tmp_path: Path
 ) -> None:
     """~3 s: one pool worker runs 3 shards at once (each drains into the next); the host sees 2 connections."""
-    config = dataclasses.replace(FAST, per_host=2, connections=4, shard_size=4)
+    # a gate answers within GATE_SECONDS (504 when the next shard never came): no deadline of ours may cut it
+    slow = {"timeout": 2 * GATE_SECONDS, "read_timeout": 2 * GATE_SECONDS, "deadline": 3 * GATE_SECONDS}
+    config = dataclasses.replace(FAST, per_host=2, connections=4, shard_size=4, **slow)
     urls = _gated_shards(image_server, shards=3, size=4)
     spec = config.input_spec(str(write_input(tmp_path / "in.parquet", urls)))
     tasks = plan_tasks(spec, str(tmp_path / "out"), config.shard_size)
