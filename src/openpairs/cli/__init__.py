@@ -30,11 +30,17 @@ _register_all()
 
 
 def main() -> None:
-    """Console entry point; a full output disk ends the run with one clear line, not a traceback."""
+    """Console entry point; a full output disk or a cluster that cannot run the work as asked ends the
+    run with one clear line, not a traceback."""
     try:
         app()
     except Exception as error:
+        from openpairs.executors import ClusterRefused
         from openpairs.io.commit import OutOfSpace, out_of_space
+
+        if isinstance(error, ClusterRefused):
+            typer.echo(f"openpairs: {error}", err=True)
+            raise SystemExit(2) from None
 
         full = out_of_space(error)
         if not isinstance(error, OutOfSpace) and full is None:

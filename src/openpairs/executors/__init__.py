@@ -38,6 +38,11 @@ class Executor(Protocol):
         ...
 
 
+class ClusterRefused(ValueError):
+    """The cluster cannot run this work as asked (an --out its workers cannot all see, a task no node
+    can run); said before any task starts."""
+
+
 class WorkerLost(RuntimeError):
     """The process (or node) running a task died before the task finished; the task itself never failed."""
 

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from openpairs.executors import ExecutorConfig, WorkerLost, call_safely, set_lost_before
+from openpairs.executors import ClusterRefused, ExecutorConfig, WorkerLost, call_safely, set_lost_before
 from openpairs.executors import ray_cluster as cluster
 
 RAY_RETRIES = 3  # Ray's own reruns of a task whose worker or node died (OOM kills included)
@@ -48,7 +48,7 @@ class RayExecutor:
             )
             if error:
                 self.close()
-                raise ValueError(error)
+                raise ClusterRefused(error)
         self._resources = {"num_cpus": 1.0, **resources}
 
     def slots(self) -> int:
@@ -71,7 +71,7 @@ class RayExecutor:
         remote = self._ray.remote(run_recorded).options(**self._resources, max_retries=RAY_RETRIES)
         function = self._ray.put(fn)  # sent once, not with every task
         if items and self.slots() == 0:
-            raise ValueError(
+            raise ClusterRefused(
                 f"no node of the Ray cluster has what one task needs ({self._resources}); "
                 f"the cluster has {self._ray.cluster_resources()}"
             )
