@@ -110,7 +110,10 @@ def extract(
     except (InputListChanged, FileNotFoundError) as exc:
         typer.echo(f"extract: {exc}", err=True)
         raise typer.Exit(2) from None
-    _summarise(_run(sources, out, rules, dedup_config, executor_config(executor, workers, ray_address, shared_out)), out)
+    _summarise(
+        _run(sources, out, rules, dedup_config, executor_config(executor, workers, ray_address, shared_out)),
+        out,
+    )
 
 
 def _run(sources: list[str], out: str, rules: Any, dedup: Any, run: Any) -> Any:

@@ -52,7 +52,9 @@ def filter_(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     with stage_progress("filter") as progress:
-        result = run_filter(out, config, executor_config(executor, workers, ray_address, shared_out), progress)
+        result = run_filter(
+            out, config, executor_config(executor, workers, ray_address, shared_out), progress
+        )
     if not result.done and not result.failed:
         Console(stderr=True).print(f"[red]filter: no download shards (shards/<i>.parquet) under {out}")
         raise typer.Exit(code=2)
