@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from openpairs.cli import app
+from openpairs.core.keys import KEY_DIGITS
 from openpairs.stages.export import ExportConfig, run_export
 from openpairs.stages.export_join import ExportInputError
 from tests.fixtures.pipeline_output import PipelineOutput
@@ -48,9 +49,12 @@ def test_laion400m_columns_sizes_and_embeddings(pipeline: PipelineOutput) -> Non
         "SAMPLE_ID", "URL", "TEXT", "HEIGHT", "WIDTH", "LICENSE", "NSFW", "similarity"
     ]  # fmt: skip
     rows = _rows(directory, "part-*.parquet")
-    assert [f"{r['SAMPLE_ID']:013d}" for r in rows] == pipeline.kept
+    assert [f"{r['SAMPLE_ID']:0{KEY_DIGITS}d}" for r in rows] == pipeline.kept
     for row in rows:
-        down, clip = pipeline.downloads[f"{row['SAMPLE_ID']:013d}"], pipeline.clip[f"{row['SAMPLE_ID']:013d}"]
+        down, clip = (
+            pipeline.downloads[f"{row['SAMPLE_ID']:0{KEY_DIGITS}d}"],
+            pipeline.clip[f"{row['SAMPLE_ID']:0{KEY_DIGITS}d}"],
+        )
         assert (row["URL"], row["TEXT"], row["LICENSE"]) == (down["url"], down["caption"], down["license"])
         assert (row["WIDTH"], row["HEIGHT"]) == (down["original_width"], down["original_height"])
         assert (row["NSFW"], row["similarity"]) == (clip["nsfw"], clip["similarity"])
@@ -119,7 +123,9 @@ def test_without_clip_and_filter_exports_downloads(pipeline: PipelineOutput) -> 
     result = run_export(str(pipeline.root), ExportConfig(format="laion400m", embeddings=False))
     table = pq.read_table(Path(result.directory) / "part-00000.parquet")
     downloaded = [key for key, row in pipeline.downloads.items() if row["status"] == "ok"]
-    assert [f"{key:013d}" for key in table["SAMPLE_ID"].to_pylist()] == downloaded  # nothing filtered
+    assert [
+        f"{key:0{KEY_DIGITS}d}" for key in table["SAMPLE_ID"].to_pylist()
+    ] == downloaded  # nothing filtered
     assert len(downloaded) > len(pipeline.kept)
     assert set(table["similarity"].to_pylist()) == {-1.0} and set(table["NSFW"].to_pylist()) == {"UNTAGGED"}
     assert not (Path(result.directory) / "img_emb").exists()

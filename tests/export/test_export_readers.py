@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from openpairs.core.keys import KEY_DIGITS
 from openpairs.report import build_report
 from openpairs.stages.export import ExportConfig, run_export
 from tests.fixtures.pipeline_build import IMAGE_SIZE
@@ -61,7 +62,7 @@ def test_huggingface_datasets_reads_parquet_and_webdataset(
         "parquet", data_files=str(dataset / "laion400m" / "*.parquet"), split="train", cache_dir=str(tmp_path)
     )
     assert parquet.column_names[:3] == ["SAMPLE_ID", "URL", "TEXT"]
-    assert [f"{i:013d}" for i in parquet["SAMPLE_ID"]] == exports.kept
+    assert [f"{i:0{KEY_DIGITS}d}" for i in parquet["SAMPLE_ID"]] == exports.kept
     tars = datasets.load_dataset(
         "webdataset", data_files=str(dataset / "webdataset" / "*.tar"), split="train", cache_dir=str(tmp_path)
     )

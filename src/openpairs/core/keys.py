@@ -9,6 +9,7 @@ from __future__ import annotations
 
 SHARD_DIGITS = 9
 ROW_DIGITS = 7
+KEY_DIGITS = SHARD_DIGITS + ROW_DIGITS  # LAION's integer SAMPLE_ID, zero-padded, is the key
 
 
 def mint_key(shard: int, row: int) -> str:

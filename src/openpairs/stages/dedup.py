@@ -4,7 +4,7 @@ It runs as executor tasks (stages/shuffle.py): count the extract shards; map gro
 row's dedup key to 128 bits and partitioning by hash range (duplicates inside a task dropped early);
 reduce each range, keeping per hash the row with the smallest key and dropping hashes the history holds;
 cut the survivors, in hash order (which spreads every host over many shards: polite downloading), into
-candidates shards by a prefix sum of the reducers' counts. The output depends on the input only: not on
+candidates shards by a prefix sum of the reducers' counts, each shard's rows in key order. The output depends on the input only: not on
 the executor, the number of workers or tasks, or the order tasks finish. With `dedup="none"` the cut
 streams the extract shards in input order. Intermediate files live in `DIR/_scratch/dedup/`, removed
 when done; every task commits atomically, so a killed run resumes.
