@@ -240,7 +240,7 @@ def bench_extract(args: argparse.Namespace, root: Path) -> None:
         for dedup in ("none", "url+caption"):
             out = root / f"extract-{replicas}-{dedup}"
             command = [sys.executable, "-m", "openpairs", "extract", str(wat), "--out", str(out), "--dedup", dedup,
-                       "--language", "off", "--relative-urls", "resolve", "--min-alt-length", "0", "--drop-extensions", "",
+                       "--language", "off", "--all-languages", "--relative-urls", "resolve", "--min-alt-length", "0", "--drop-extensions", "",
                        "--workers", str(args.workers)]  # fmt: skip
             started = time.perf_counter()
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
