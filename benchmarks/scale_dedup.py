@@ -241,7 +241,7 @@ def bench_extract(args: argparse.Namespace, root: Path) -> None:
             out = root / f"extract-{replicas}-{dedup}"
             command = [sys.executable, "-m", "openpairs", "extract", str(wat), "--out", str(out), "--dedup", dedup,
                        "--language", "off", "--all-languages", "--relative-urls", "resolve", "--min-alt-length", "0", "--drop-extensions", "",
-                       "--workers", str(args.workers)]  # fmt: skip
+                       "--workers", str(args.workers), "--rows-per-task", str(args.rows_per_task)]  # fmt: skip
             started = time.perf_counter()
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
             with PeakSampler(process.pid) as sampler:
