@@ -240,7 +240,8 @@ def bench_extract(args: argparse.Namespace, root: Path) -> None:
         for dedup in ("none", "url+caption"):
             out = root / f"extract-{replicas}-{dedup}"
             command = [sys.executable, "-m", "openpairs", "extract", str(wat), "--out", str(out), "--dedup", dedup,
-                       "--language", "off", "--workers", str(args.workers)]  # fmt: skip
+                       "--language", "off", "--all-languages", "--relative-urls", "resolve", "--min-alt-length", "0", "--drop-extensions", "",
+                       "--workers", str(args.workers), "--rows-per-task", str(args.rows_per_task)]  # fmt: skip
             started = time.perf_counter()
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
             with PeakSampler(process.pid) as sampler:
@@ -251,6 +252,9 @@ def bench_extract(args: argparse.Namespace, root: Path) -> None:
                 "exit": code,
                 "seconds": round(time.perf_counter() - started, 1),
             }
+            line["candidates"] = sum(
+                pq.ParquetFile(f).metadata.num_rows for f in (out / "candidates").glob("*.parquet")
+            )
             print(json.dumps(line | sampler.summary()), flush=True)
             shutil.rmtree(out)
         wat.unlink()

@@ -56,5 +56,5 @@ def test_resume_from_listing_skips_done_redoes_stale_and_merges_in_shard_order(t
     assert again.total.statuses == {"ok": 6 * 9 + 1, "empty": 6 * 3}
     summary = json.loads((out / "_summary" / "lines.json").read_text())
     assert summary["total"] == expected.to_dict() and summary["shards_done"] == 7
-    assert (summary["shards_skipped"], summary["shards_stale"], summary["shards_failed"]) == (4, 1, 0)
+    assert summary["shards_failed"] == 0 and "shards_skipped" not in summary  # the same after any resume
     assert not (out / "lines" / "_summary.json").exists()

@@ -69,13 +69,12 @@ class StageResult(Generic[C]):
         return not self.failed
 
     def summary(self) -> dict[str, Any]:
-        """The per-stage summary written as `DIR/_summary/<stage>.json` (outside the stage's outputs:
-        what a run skipped differs from run to run; timings are left out)."""
+        """The per-stage summary written as `DIR/_summary/<stage>.json`: what the stage's outputs hold, so
+        a resumed run writes the same bytes as an uninterrupted one (what a run skipped or redid, and
+        timings, are printed, not kept)."""
         return {
             "stage": self.stage,
             "shards_done": self.done,
-            "shards_skipped": self.skipped,
-            "shards_stale": self.stale,
             "shards_failed": len(self.failed),
             "total": self.total.to_dict(),
         }

@@ -6,7 +6,7 @@ its rows overlap, so memory is bounded by one source and one shard, never by the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,58 +86,52 @@ def plan_cuts(
 
 
 def run_cut(task: CutTask) -> int:
-    """Write the task's shards (each parquet, then its stats); shards already done are kept."""
+    """Write the task's shards (each parquet, then its stats); shards already done are kept. Sources are
+    read one row group at a time, so memory holds a row group and a shard."""
     pending: list[pa.Table] = []
     shard, held = task.first_shard, 0
-    for source in task.sources:
-        begin = max(task.start, source.first_row) - source.first_row
-        end = min(task.stop, source.first_row + source.rows) - source.first_row
-        pending.append(_read_rows(source.path, begin, end, task))
-        held += end - begin
-        while held >= task.shard_size or (held and shard == task.last_shard and _is_last(task, source)):
+    for piece in _pieces(task):
+        pending.append(piece)
+        held += piece.num_rows
+        while held >= task.shard_size:
             merged = pa.concat_tables(pending)
             _commit_shard(task, shard, merged.slice(0, task.shard_size))
             rest = merged.slice(task.shard_size)
             pending, held, shard = [rest], rest.num_rows, shard + 1
+    if held:
+        _commit_shard(task, shard, pa.concat_tables(pending))
+        shard += 1
     return shard - task.first_shard
 
 
-def _is_last(task: CutTask, source: CutSource) -> bool:
-    return source.first_row + source.rows >= task.stop
+def _pieces(task: CutTask) -> Iterator[pa.Table]:
+    """The task's rows [start, stop) in order, a row group (or less) at a time."""
+    for source in task.sources:
+        begin = max(task.start, source.first_row) - source.first_row
+        end = min(task.stop, source.first_row + source.rows) - source.first_row
+        yield from _source_pieces(source.path, begin, end, task)
 
 
-def _read_rows(path: str, begin: int, end: int, task: CutTask) -> pa.Table:
-    """Rows [begin, end) of a source (counted after the task's row filter), reading only what is needed."""
+def _source_pieces(path: str, begin: int, end: int, task: CutTask) -> Iterator[pa.Table]:
+    """Rows [begin, end) of one source, counted after the task's row filter; row groups wholly before
+    `begin` are skipped unread when there is no filter."""
     with ofs.open_file(path, "rb") as handle:
         parquet = pq.ParquetFile(handle)
-        if task.row_filter is not None:
-            return _filtered_rows(parquet, begin, end, task)
-        sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
-        starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
-        wanted = [i for i in range(len(sizes)) if starts[i] < end and starts[i + 1] > begin]
-        table = (
-            parquet.read_row_groups(wanted, columns=task.schema.names)
-            if wanted
-            else task.schema.empty_table()
-        )
-        first = int(starts[wanted[0]]) if wanted else 0
-        return table.cast(task.schema).slice(begin - first, end - begin)
-
-
-def _filtered_rows(parquet: pq.ParquetFile, begin: int, end: int, task: CutTask) -> pa.Table:
-    """Rows [begin, end) of the rows the filter keeps, one row group in memory at a time."""
-    assert task.row_filter is not None
-    kept, seen = [], 0
-    for index in range(parquet.num_row_groups):
-        if seen >= end:
-            break
-        group = parquet.read_row_group(index, columns=task.schema.names).cast(task.schema)
-        group = group.filter(pa.array(task.row_filter(group)))
-        lo, hi = max(begin - seen, 0), min(end - seen, group.num_rows)
-        if hi > lo:
-            kept.append(group.slice(lo, hi - lo))
-        seen += group.num_rows
-    return pa.concat_tables(kept) if kept else task.schema.empty_table()
+        seen = 0
+        for index in range(parquet.num_row_groups):
+            if seen >= end:
+                return
+            size = parquet.metadata.row_group(index).num_rows
+            if task.row_filter is None and seen + size <= begin:
+                seen += size
+                continue
+            group = parquet.read_row_group(index, columns=task.schema.names).cast(task.schema)
+            if task.row_filter is not None:
+                group = group.filter(pa.array(task.row_filter(group)))
+            low, high = max(begin - seen, 0), min(end - seen, group.num_rows)
+            if high > low:
+                yield group.slice(low, high - low)
+            seen += group.num_rows
 
 
 def _commit_shard(task: CutTask, index: int, table: pa.Table) -> None:
