@@ -23,6 +23,10 @@ from openpairs.executors import ray_cluster as cluster
 RAY_RETRIES = 3  # Ray's own reruns of a task whose worker or node died (OOM kills included)
 WINDOW_PER_SLOT = 2  # tasks in flight per task slot of the cluster
 BATCH_WAIT_SECONDS = 0.0  # after one result, sweep those already there (waiting longer idles slots)
+# A `ray.wait` costs ~6 µs per pending task: with thousands in flight, a sweep per result would keep the
+# driver busy, so past LARGE_WINDOW a sweep first lingers this long and takes every result that came.
+LARGE_WINDOW = 256
+LINGER_SECONDS = 0.25
 SLOTS_EVERY_SECONDS = 2.0  # how often the slots are recounted (nodes join and leave)
 LEDGER_NAMESPACE = "openpairs-attempts"
 RESOURCE_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
@@ -97,6 +101,8 @@ class RayExecutor:
     def _collect(self, pending: dict[Any, int]) -> Iterator[tuple[int, Any]]:
         """Wait for one result, take every other one already there in the same sweep, yield them."""
         ready, _ = self._ray.wait(list(pending), num_returns=1)
+        if len(pending) > LARGE_WINDOW:  # at most 4 sweeps a second; a slot idles a moment of a shard's run
+            time.sleep(LINGER_SECONDS)
         more, _ = self._ray.wait(list(pending), num_returns=len(pending), timeout=BATCH_WAIT_SECONDS)
         done = list(dict.fromkeys([*ready, *more]))
         for ref, outcome in zip(done, self._results(done), strict=True):
