@@ -64,13 +64,15 @@ def test_a_long_sequence_runs_through_the_window_in_order_of_positions(executor:
     assert results == {n: n * n for n in range(300)}
 
 
-def test_a_large_window_collects_results_in_lingering_sweeps() -> None:
+def test_a_large_window_collects_results_in_lingering_sweeps(
+    executor: RayExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from openpairs.executors import ray as ray_executor
 
-    small = RayExecutor(ExecutorConfig(kind="ray", workers=2), {"num_cpus": 0.005})  # 400 slots on 2 CPUs
-    assert small._window() > ray_executor.LARGE_WINDOW  # ~800 in flight: the lingering sweep is taken
-    results = dict(small.imap(lambda n: -n, range(1000)))
-    assert results == {n: -n for n in range(1000)}
+    monkeypatch.setattr(ray_executor, "LARGE_WINDOW", 1)  # (256 in production) this window of 4 lingers
+    assert executor._window() > ray_executor.LARGE_WINDOW
+    results = dict(executor.imap(lambda n: -n, range(40)))
+    assert results == {n: -n for n in range(40)}
 
 
 def test_an_item_ray_cannot_send_fails_alone(executor: RayExecutor) -> None:
