@@ -49,7 +49,7 @@ class DedupConfig:
     shard_size: int = 10_000
     history: str | None = None  # directory (any fsspec URL) of the dedup hashes of earlier runs
     split_languages: bool = False
-    rows_per_task: int = 500_000  # rows a map, reduce or cut task holds: bounds every task's memory
+    rows_per_task: int = 250_000  # rows a map, reduce or cut task holds: bounds every task's memory
 
     def __post_init__(self) -> None:
         if self.history and self.dedup == "none":
