@@ -91,7 +91,6 @@ def extract(
     from openpairs.cc.rules import ExtractConfig
     from openpairs.presets import stage_config
     from openpairs.stages.dedup import DedupConfig
-    from openpairs.stages.extract_run import InputListChanged, check_inputs
 
     sources = list(inputs or []) + _crawl_inputs(crawl, wat_count, wat_range, cc_base_url)
     if not sources:
@@ -105,11 +104,6 @@ def extract(
         dedup_config = stage_config(DedupConfig, "dedup", preset, **dedup_values)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    try:
-        check_inputs(sources, out)  # before anything is written to DIR
-    except (InputListChanged, FileNotFoundError) as exc:
-        typer.echo(f"extract: {exc}", err=True)
-        raise typer.Exit(2) from None
     _summarise(
         _run(sources, out, rules, dedup_config, executor_config(executor, workers, ray_address, shared_out)),
         out,
@@ -117,11 +111,17 @@ def extract(
 
 
 def _run(sources: list[str], out: str, rules: Any, dedup: Any, run: Any) -> Any:
-    """run_extract with a progress display; a dedup that cannot go on exits 1 with its reason."""
-    from openpairs.stages.extract_run import run_extract
+    """run_extract with a progress display: a changed or missing input list exits 2 before anything is
+    written to DIR, a dedup that cannot go on exits 1 with its reason."""
+    from openpairs.stages.extract_run import InputListChanged, check_inputs, run_extract
     from openpairs.stages.history import HistoryMismatch
     from openpairs.stages.shuffle import PhaseFailed
 
+    try:
+        check_inputs(sources, out)  # before anything is written to DIR
+    except (InputListChanged, FileNotFoundError) as exc:
+        typer.echo(f"extract: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         with stage_progress("extract") as progress:
             return run_extract(sources, out, rules, dedup, run, progress)
