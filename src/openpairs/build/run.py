@@ -51,10 +51,12 @@ def run_build(
 ) -> BuildResult:
     """extract -> dedup -> download -> clip -> filter -> export -> report into `out` (resumes where it stopped)."""
     from openpairs.stages import clip
+    from openpairs.stages.clip_nodes import check_weights_on_nodes
 
     clip.preload(config.clip)  # a missing model fails now, not after the downloads
     if executor.kind == "ray" and executor.ray_address:
         make_executor(executor, out=out)  # joins now: an --out the workers cannot all see stops here
+    check_weights_on_nodes(config.clip, executor)  # and on every Ray node that can hold a clip actor
     ofs.makedirs(out)
     commit.write_bytes_atomic(ofs.join(out, "config.json"), config.to_json().encode("utf-8"))
     result = BuildResult(out)

@@ -6,6 +6,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from openpairs.cli.clip import (
+    CpusPerActorOpt,
+    GpusPerActorOpt,
+    MaxActorsOpt,
+    actor_overrides,
+    refuse_missing_weights,
+)
 from openpairs.cli.common import (
     ExecutorOpt,
     PresetOpt,
@@ -30,6 +37,9 @@ def build(
     clip_model: Annotated[str | None, typer.Option(help="open_clip model name")] = None,
     clip_pretrained: Annotated[str | None, typer.Option(help="open_clip pretrained tag")] = None,
     clip_checkpoint: Annotated[str | None, typer.Option(help="local CLIP weights file")] = None,
+    gpus_per_actor: GpusPerActorOpt = None,
+    cpus_per_actor: CpusPerActorOpt = 0,
+    max_actors: MaxActorsOpt = 0,
     image_size: Annotated[int | None, typer.Option(help="download: output image size")] = None,
     min_similarity: Annotated[float | None, typer.Option(help="filter: threshold (English)")] = None,
     export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
@@ -46,7 +56,12 @@ def build(
     try:
         overrides = parse_settings(list(settings or []))
         direct: dict[str, dict[str, Any]] = {
-            "clip": {"model": clip_model, "pretrained": clip_pretrained, "checkpoint": clip_checkpoint},
+            "clip": {
+                "model": clip_model,
+                "pretrained": clip_pretrained,
+                "checkpoint": clip_checkpoint,
+                **actor_overrides(gpus_per_actor, cpus_per_actor, max_actors),
+            },
             "download": {"image_size": image_size},
             "filter": {"min_similarity": min_similarity},
         }
@@ -57,7 +72,7 @@ def build(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     _prepare(inputs, out, config)
-    with progress_rows() as progress_for:
+    with refuse_missing_weights("build"), progress_rows() as progress_for:
         result = run_build(
             inputs, out, config, executor_config(executor, workers, ray_address, shared_out), progress_for
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -45,6 +47,25 @@ TextEncoderOpt = Annotated[
 MultiOpt = Annotated[
     str | None, typer.Option("--multilingual-model", help="sentence-transformers name or local directory")
 ]
+GpusPerActorOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--gpus-per-actor",
+        help="Ray: GPUs each clip actor holds, fractions allowed (0.5: two actors per GPU), asked for even "
+        "with --device cpu [default: 1 with --device cuda, else 0]",
+    ),
+]
+CpusPerActorOpt = Annotated[
+    float,
+    typer.Option(
+        "--cpus-per-actor",
+        help="Ray: CPUs each clip actor holds, its decode threads (0: 4 with a GPU, else 1)",
+    ),
+]
+MaxActorsOpt = Annotated[
+    int,
+    typer.Option("--max-actors", help="Ray: at most this many clip actors (0: as many as the nodes hold)"),
+]
 
 
 def clip(
@@ -66,6 +87,9 @@ def clip(
     workers: Annotated[int, typer.Option("--workers", help="worker processes (each loads the model)")] = 1,
     ray_address: RayAddressOpt = None,
     shared_out: SharedOutOpt = False,
+    gpus_per_actor: GpusPerActorOpt = None,
+    cpus_per_actor: CpusPerActorOpt = 0,
+    max_actors: MaxActorsOpt = 0,
 ) -> None:
     """Score every downloaded sample of DIR/shards into DIR/clip (parquet + img_emb/ + text_emb/)."""
     from openpairs.cli.common import executor_config
@@ -83,9 +107,27 @@ def clip(
         "image_dedup": image_dedup,
         "text_encoder": text_encoder,
         "multilingual_model": multilingual_model,
+        **actor_overrides(gpus_per_actor, cpus_per_actor, max_actors),
     }
     config, models = _resolve(preset, overrides)
     _execute(out, config, models, executor_config(executor, workers, ray_address, shared_out))
+
+
+def actor_overrides(gpus: float | None, cpus: float, max_actors: int) -> dict[str, Any]:
+    """The Ray actor options as clip config overrides (None: keep the config's value)."""
+    return {"gpus_per_actor": gpus, "cpus_per_actor": cpus or None, "max_actors": max_actors or None}
+
+
+@contextmanager
+def refuse_missing_weights(command: str) -> Iterator[None]:
+    """Turn a clip model that some Ray node cannot load (stages.clip_nodes) into one line and exit code 2."""
+    from openpairs.stages.clip_nodes import WeightsMissingOnNode
+
+    try:
+        yield
+    except WeightsMissingOnNode as error:
+        _console().print(f"{command}: {error}", style="red", markup=False, highlight=False)
+        raise typer.Exit(code=2) from error
 
 
 def _resolve(preset: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
@@ -117,6 +159,7 @@ def _execute(out: str, config: Any, models: Any, executor: Any) -> None:
     """Run the stage over every download shard, then the dataset-wide dedup step, and print the summary."""
     from openpairs.cli.common import print_result, stage_progress
     from openpairs.stages.clip import run_shard, shard_tasks
+    from openpairs.stages.clip_nodes import check_weights_on_nodes
     from openpairs.stages.runner import run_stage
 
     console = _console()
@@ -124,6 +167,8 @@ def _execute(out: str, config: Any, models: Any, executor: Any) -> None:
     if not tasks:
         console.print(f"[red]clip: no download shards (shards/<i>.parquet) under {out}")
         raise typer.Exit(code=2)
+    with refuse_missing_weights("clip"):
+        check_weights_on_nodes(config, executor)
     announce(console, config, models)
     _record_config(out, config)
     with stage_progress("clip") as progress:

@@ -16,8 +16,9 @@ OTHER_ERRORS = "(other messages)"
 class ShardStats:
     """Counts by status (rows), free-form counters, timings and capped error messages for one shard.
 
-    Timings are measurements of one run: they are kept in memory (the commands print them) but never
-    written, so a shard's stats file is the same bytes on every run that gives the same outcome."""
+    Timings and where the shard ran (`worker`) describe one run: they are kept in memory (the commands
+    print timings) but never written, so a shard's stats file is the same bytes on every run that gives
+    the same outcome."""
 
     stage: str
     shard: int = -1
@@ -27,6 +28,7 @@ class ShardStats:
     counters: Counter[str] = field(default_factory=Counter)
     timings: dict[str, float] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
+    worker: dict[str, str] = field(default_factory=dict)  # where it ran (process, node, GPUs): never written
 
     def count(self, status: str, n: int = 1) -> None:
         """Record that `n` input rows ended with `status`."""

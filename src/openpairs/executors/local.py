@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from openpairs.core.lean import arrow_without_pandas
-from openpairs.executors import ExecutorConfig, call_safely
+from openpairs.executors import ExecutorConfig, call_safely, set_task_cpus
 from openpairs.executors.pool import DrainingPool
 
 
@@ -24,7 +26,8 @@ class LocalExecutor:
                 yield position, call_safely(fn, item)
             return
         if self._pool is None:
-            self._pool = DrainingPool(self.workers, initializer=arrow_without_pandas)
+            cpus = max(1, (os.cpu_count() or 1) // self.workers)
+            self._pool = DrainingPool(self.workers, initializer=partial(_start_worker, cpus))
         yield from self._pool.imap(fn, items)
 
     def close(self) -> None:
@@ -32,3 +35,9 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def _start_worker(cpus: int) -> None:
+    """In a new worker process: pyarrow without pandas, and each task's share of the cores."""
+    arrow_without_pandas()
+    set_task_cpus(cpus)

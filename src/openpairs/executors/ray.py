@@ -39,31 +39,12 @@ class RayExecutor:
         import ray
 
         self._ray = ray
-        self._started_here = False
-        if not ray.is_initialized():
-            if config.ray_address:
-                cluster.connect(config.ray_address)
-            else:
-                cluster.start_local(config.worker_count())
-                self._started_here = True
-        if out is not None:
-            error = cluster.unshared_out_error(
-                out, config.shared_out, cluster.cluster_node_addresses(), cluster.this_node_address()
-            )
-            if error:
-                self.close()
-                raise ClusterRefused(error)
+        self._started_here = join(config, out)
         self._resources = {"num_cpus": 1.0, **resources}
 
     def slots(self) -> int:
         """How many of these tasks the cluster's alive nodes can run at once (0: not even one)."""
-        total = self._ray.cluster_resources()
-        fits = [
-            int(total.get(RESOURCE_NAMES.get(name, name), 0.0) // need)
-            for name, need in self._resources.items()
-            if need > 0
-        ]
-        return min(fits, default=1)
+        return slots(self._resources)
 
     def _window(self) -> int:
         """How many tasks to keep in flight: twice the slots, recounted as nodes join and leave."""
@@ -133,6 +114,52 @@ class RayExecutor:
         """Stop the local Ray this executor started (a given cluster is left running)."""
         if self._started_here and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def join(config: ExecutorConfig, out: str | None) -> bool:
+    """Join the cluster `config` names, or start a local Ray (True: started here, the caller stops it);
+    refuse an `out` the cluster's workers cannot all see (ClusterRefused, said before any task starts)."""
+    import ray
+
+    started_here = False
+    if not ray.is_initialized():
+        if config.ray_address:
+            cluster.connect(config.ray_address)
+        else:
+            cluster.start_local(config.worker_count())
+            started_here = True
+    if out is not None:
+        error = cluster.unshared_out_error(
+            out, config.shared_out, cluster.cluster_node_addresses(), cluster.this_node_address()
+        )
+        if error:
+            if started_here:
+                ray.shutdown()
+            raise ClusterRefused(error)
+    return started_here
+
+
+def node_fits(resources: dict[str, float], node: dict[str, float]) -> int:
+    """How many holders of `resources` ({"num_cpus": 1, "num_gpus": 0.5}) fit in a node of `node`'s total
+    resources; counted in Ray's own units of 1/10,000, so fractions add up exactly."""
+    fits = [
+        round(node.get(RESOURCE_NAMES.get(name, name), 0.0) * 10_000) // round(need * 10_000)
+        for name, need in resources.items()
+        if round(need * 10_000) > 0
+    ]
+    return min(fits, default=1)
+
+
+def alive_nodes() -> list[dict[str, Any]]:
+    """The alive nodes of the connected cluster, as `ray.nodes()` describes them."""
+    import ray
+
+    return [node for node in ray.nodes() if node.get("Alive")]
+
+
+def slots(resources: dict[str, float]) -> int:
+    """How many holders of `resources` the alive nodes hold at once, node by node (0: not even one)."""
+    return sum(node_fits(resources, node.get("Resources", {})) for node in alive_nodes())
 
 
 def run_recorded(fn: Callable[[Any], Any], item: Any, ledger: str) -> Any:

@@ -20,6 +20,7 @@ from openpairs.core import crashpoints
 from openpairs.core.schemas import CLIP_SCHEMA
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status
+from openpairs.executors import ActorRequest, task_threads, worker_place
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.models.clip import ClipModelSpec
@@ -28,7 +29,7 @@ from openpairs.models.multilingual import MULTILINGUAL_MODEL
 from openpairs.models.nsfw_tags import NEUTRAL_PROMPTS, SEXUAL_PROMPTS, tag_nsfw
 from openpairs.stages import clip_io
 from openpairs.stages.clip_dedup import dup_groups
-from openpairs.stages.clip_models import WorkerModels, worker_models
+from openpairs.stages.clip_models import WorkerModels, load_count, worker_models
 from openpairs.stages.runner import ShardTask
 
 STAGE = "clip"
@@ -55,23 +56,44 @@ class ClipConfig:
     dedup_threshold: float = 0.95
     nsfw_neutral_prompts: tuple[str, ...] = NEUTRAL_PROMPTS
     nsfw_sexual_prompts: tuple[str, ...] = SEXUAL_PROMPTS
+    gpus_per_actor: float | None = (
+        None  # Ray: GPUs each actor holds (None: 1 on cuda, else 0; 0.5: 2 per GPU)
+    )
+    cpus_per_actor: float = 0  # Ray: CPUs each actor holds, its decode threads (0: 4 with a GPU, else 1)
+    max_actors: int = 0  # Ray: at most this many actors (0: as many as the nodes hold)
 
     def __post_init__(self) -> None:
         if self.text_encoder not in ("clip", "multilingual"):
             raise ValueError(f"text_encoder must be 'clip' or 'multilingual', not {self.text_encoder!r}")
         if self.heads not in HEADS_MODES:
             raise ValueError(f"heads must be one of {', '.join(HEADS_MODES)}, not {self.heads!r}")
+        gpus = self.gpus_per_actor or 0
+        if gpus < 0 or (gpus > 1 and gpus != int(gpus)) or self.cpus_per_actor < 0 or self.max_actors < 0:
+            raise ValueError(
+                "gpus_per_actor must be a fraction of one GPU or a whole number of GPUs, cpus_per_actor "
+                f"and max_actors 0 or more (got {self.gpus_per_actor}, {self.cpus_per_actor}, {self.max_actors})"
+            )
 
-    def resources(self) -> dict[str, float]:
-        """What one clip task needs from a Ray node: a core, and a GPU when the device is cuda."""
-        return {"num_cpus": 1, "num_gpus": 1} if self.device.startswith("cuda") else {"num_cpus": 1}
+    def resources(self) -> ActorRequest:
+        """What each clip actor holds on Ray: its GPUs (asked for even when the model runs on CPU, and
+        independent of `device`) and CPUs, and how many actors at most."""
+        gpus = (
+            self.gpus_per_actor if self.gpus_per_actor is not None else float(self.device.startswith("cuda"))
+        )
+        cpus = self.cpus_per_actor or (4.0 if gpus > 0 else 1.0)
+        return ActorRequest(num_cpus=cpus, num_gpus=gpus, max_actors=self.max_actors)
 
     @property
     def spec(self) -> ClipModelSpec:
-        """The CLIP model to load."""
+        """The CLIP model to load (a checkpoint path's ~ and $VARS expanded in the process that loads it)."""
         return ClipModelSpec(
-            self.model, self.pretrained, self.checkpoint, self.device, self.threads, self.cpu_int8
+            self.model, self.pretrained, local_path(self.checkpoint), self.device, self.threads, self.cpu_int8
         )
+
+
+def local_path(path: str | None) -> str | None:
+    """`path` with ~ and $VARS expanded here: each node may keep its model files at its own place."""
+    return os.path.expandvars(os.path.expanduser(path)) if path else path
 
 
 def output_schema() -> Any:
@@ -87,7 +109,7 @@ def preload(config: ClipConfig) -> WorkerModels:
     return worker_models(
         config.spec,
         (config.nsfw_neutral_prompts, config.nsfw_sexual_prompts),
-        config.watermark_checkpoint,
+        local_path(config.watermark_checkpoint),
         config.multilingual_model if config.text_encoder == "multilingual" else None,
         config.heads,
     )
@@ -101,6 +123,7 @@ def run_shard(config: ClipConfig, task: ShardTask) -> ShardStats:
     started = time.perf_counter()
     models = preload(config)
     stats.time("load_models", time.perf_counter() - started)
+    stats.worker.update(worker_place(), clip_loads=str(load_count("clip")))
     images = _embed_images(config, models, tar_path, rows, stats)
     started = time.perf_counter()
     text_emb, has_text = _embed_captions(config, models, rows)
@@ -136,7 +159,7 @@ def _embed_images(
         return out
     on_gpu = models.clip.device.startswith("cuda")
     batch_size = config.batch_size or (256 if on_gpu else 32)
-    workers = config.decode_threads or max(2, os.cpu_count() or 2)
+    workers = task_threads(config.decode_threads)
     size = models.clip.model.visual.image_size
     pre = clip_io.Preprocessors(
         clip=models.clip.preprocess,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _CACHE: dict[tuple[str, Any], Any] = {}
+_LOADS: Counter[str] = Counter()  # models of each kind this process loaded (once each, when the cache works)
 
 
 @dataclass
@@ -34,7 +36,13 @@ class WorkerModels:
 def _cached(kind: str, key: Any, build: Any) -> Any:
     if (kind, key) not in _CACHE:
         _CACHE[(kind, key)] = build()
+        _LOADS[kind] += 1
     return _CACHE[(kind, key)]
+
+
+def load_count(kind: str) -> int:
+    """How many models of `kind` ("clip", "watermark", "multilingual") this process has loaded."""
+    return _LOADS[kind]
 
 
 def worker_models(

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, Generic, TypeVar
 
 from openpairs.core.stats import ShardStats
-from openpairs.executors import Executor, ExecutorConfig, WorkerLost, lost_before, make_executor
+from openpairs.executors import Executor, ExecutorConfig, Resources, WorkerLost, lost_before, make_executor
 from openpairs.io import commit, freshness, listing
 from openpairs.io import fs as ofs
 
@@ -89,7 +89,7 @@ def run_stage(
     tasks: Sequence[ShardTask],
     executor: ExecutorConfig,
     progress: Progress | None = None,
-    resources: dict[str, float] | None = None,
+    resources: Resources | None = None,
 ) -> StageResult[C]:
     """Run `run_shard` over the tasks not yet done; done shards are skipped and their stats reused."""
     started = time.perf_counter()
