@@ -7,6 +7,7 @@ input is the download output of the session's pipeline build (tests/fixtures/pip
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 from openpairs.cli import app
 from openpairs.core.stats import ShardStats
-from openpairs.executors import ActorRequest, ExecutorConfig, worker_place
+from openpairs.executors import ActorRequest, ExecutorConfig, WorkerLost, worker_place
 from openpairs.executors.ray import node_fits
 from openpairs.executors.ray_actors import RayActorPool
 from openpairs.executors.ray_cluster import _on_loopback
@@ -210,8 +211,38 @@ def test_cpu_actors_ask_for_no_gpu_and_see_none(
 ) -> None:
     config = _config(models, max_actors=1)  # device cpu: no GPU asked for
     seen = _clip(built_pipeline, tmp_path / "out", config, on_cluster)
-    assert [place["cuda_visible_devices"] for place in _actors(seen).values()] == [""]
+    assert [place["cuda_visible_devices"] for place in _actors(seen).values()] == [""]  # Ray leaves it unset
     assert tree_digests(tmp_path / "out", ("clip",)) == tree_digests(local_clip, ("clip",))
+
+
+def _pid_unless_told_to_die(item: str) -> int:
+    if item == "die":
+        os._exit(1)  # the actor's process ends inside the item
+    return os.getpid()
+
+
+def _gone(pid: int) -> bool:
+    import psutil  # Ray's own copy (ray/thirdparty_files), on the path once ray is imported
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.timeout(600)
+def test_a_dead_actor_fails_only_its_items_and_is_replaced(on_cluster: ExecutorConfig) -> None:
+    pool = RayActorPool(on_cluster, ActorRequest(num_cpus=1, max_actors=1))
+    try:
+        outcomes = dict(pool.imap(_pid_unless_told_to_die, ["first", "die", "held", "after"]))
+    finally:
+        pool.close()
+    first, died, held, after = (outcomes[i] for i in range(4))
+    assert isinstance(died, WorkerLost) and "actor" in str(died)
+    assert _gone(first)  # the process that ran "first" and then "die" ended
+    # "held" waited on the dying actor (two items in flight per actor) unless the death was seen first
+    assert isinstance(held, WorkerLost) or held != first
+    assert isinstance(after, int) and after != first  # a new actor ran the rest
 
 
 def test_a_node_without_gpus_holds_cpu_actors_only() -> None:

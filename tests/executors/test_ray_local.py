@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from openpairs.executors import ExecutorConfig
+from openpairs.executors import ActorRequest, ClusterRefused, ExecutorConfig, make_executor
 from openpairs.executors.ray import RayExecutor
 from openpairs.executors.ray_cluster import LOOPBACK_SWITCH, unshared_out_error
 
@@ -83,15 +83,19 @@ def test_an_item_ray_cannot_send_fails_alone(executor: RayExecutor) -> None:
     assert isinstance(results[1], Exception) and "lock" in str(results[1]).lower()
 
 
-def test_a_task_no_node_can_run_is_refused_not_left_waiting() -> None:
+def test_a_task_no_node_can_run_is_refused_not_left_waiting(executor: RayExecutor) -> None:
     from openpairs.stages.clip import ClipConfig
 
-    assert ClipConfig(device="cpu").resources() == {"num_cpus": 1}
-    declared = ClipConfig(device="cuda").resources()  # what build and `openpairs clip` pass to run_stage
-    assert declared == {"num_cpus": 1, "num_gpus": 1}
-    gpu = RayExecutor(ExecutorConfig(kind="ray", workers=2), declared)  # joins the running (CPU-only) Ray
+    gpu = RayExecutor(
+        ExecutorConfig(kind="ray", workers=2), {"num_gpus": 1}
+    )  # joins the running (CPU-only) Ray
     with pytest.raises(ValueError, match="no node of the Ray cluster has what one task needs"):
         list(gpu.imap(str, [1]))
+    declared = ClipConfig(device="cuda").resources()  # what build and `openpairs clip` pass to run_stage
+    assert declared == ActorRequest(num_cpus=4, num_gpus=1)
+    pool = make_executor(ExecutorConfig(kind="ray", workers=2), declared)
+    with pytest.raises(ClusterRefused, match="no node of the Ray cluster can hold one actor"):
+        list(pool.imap(str, [1]))
 
 
 def test_a_local_out_is_refused_when_a_node_is_another_machine() -> None:

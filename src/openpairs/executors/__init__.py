@@ -102,7 +102,8 @@ def task_threads(asked: int = 0) -> int:
 
 
 def worker_place() -> dict[str, str]:
-    """Where this task runs: process id, Ray node id ("" outside Ray) and the CUDA_VISIBLE_DEVICES it sees."""
+    """Where this task runs: process id, Ray node id ("" outside Ray) and the CUDA_VISIBLE_DEVICES it sees
+    ("unset" when the variable is not set: every GPU is visible)."""
     node = ""
     if "ray" in sys.modules:
         import ray
@@ -112,7 +113,7 @@ def worker_place() -> dict[str, str]:
     return {
         "pid": str(os.getpid()),
         "node": node,
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
     }
 
 
