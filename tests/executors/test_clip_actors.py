@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from openpairs.cli import app
 from openpairs.core.stats import ShardStats
-from openpairs.executors import ActorRequest, ExecutorConfig, WorkerLost, worker_place
+from openpairs.executors import ActorRequest, ExecutorConfig, WorkerLost, task_cpus, worker_place
+from openpairs.executors.local import LocalExecutor
 from openpairs.executors.ray import node_fits
 from openpairs.executors.ray_actors import RayActorPool
 from openpairs.executors.ray_cluster import _on_loopback
@@ -138,7 +139,8 @@ def test_gpu_actors_see_their_own_gpu_and_give_the_local_bytes(
     gpus_by_node: dict[str, list[str]] = defaultdict(list)
     for place in _actors(seen).values():
         gpus_by_node[place["node"]].append(place["cuda_visible_devices"])
-    ids = {nodes.two_gpus: {"0", "1"}, nodes.one_gpu: {"0"}}  # the GPU-less head runs none
+    assert nodes.head not in gpus_by_node  # the GPU-less head runs no shard
+    ids = {nodes.two_gpus: {"0", "1"}, nodes.one_gpu: {"0"}}
     for node, gpus in gpus_by_node.items():
         assert set(gpus) <= ids[node] and len(set(gpus)) == len(gpus), gpus_by_node  # each its own GPU
     assert tree_digests(tmp_path / "out", ("clip",)) == tree_digests(local_clip, ("clip",))
@@ -195,12 +197,13 @@ def test_a_node_without_the_weights_stops_the_run_before_any_work(
         ray.shutdown()
     for result, command in ((scored, "clip"), (built, "build")):
         assert result.exit_code == 2, result.output
-        message = " ".join(result.output.split())
+        message = "".join(result.output.split())  # the console wraps long lines anywhere
         refusal = f"{command}: clip weights cannot be loaded on 1 of 2 Ray nodes: node {nodes.one_gpu[:12]}"
-        assert refusal in message  # the one-GPU node, whose models folder is empty; the head holds no actor
-        assert message.endswith(
+        missing = (
             f"(127.0.0.1): --clip-checkpoint {nodes.empty}/tiny-random.pt does not exist or is not a file"
         )
+        # the one-GPU node, whose models folder is empty (the head holds no actor: it is not asked)
+        assert "".join(refusal.split()) in message and message.endswith("".join(missing.split()))
     assert not (tmp_path / "out" / "clip").exists()
     assert not (tmp_path / "build").exists()
 
@@ -215,10 +218,10 @@ def test_cpu_actors_ask_for_no_gpu_and_see_none(
     assert tree_digests(tmp_path / "out", ("clip",)) == tree_digests(local_clip, ("clip",))
 
 
-def _pid_unless_told_to_die(item: str) -> int:
+def _pid_unless_told_to_die(item: str) -> tuple[int, int]:
     if item == "die":
         os._exit(1)  # the actor's process ends inside the item
-    return os.getpid()
+    return os.getpid(), task_cpus()
 
 
 def _gone(pid: int) -> bool:
@@ -239,10 +242,24 @@ def test_a_dead_actor_fails_only_its_items_and_is_replaced(on_cluster: ExecutorC
         pool.close()
     first, died, held, after = (outcomes[i] for i in range(4))
     assert isinstance(died, WorkerLost) and "actor" in str(died)
-    assert _gone(first)  # the process that ran "first" and then "die" ended
+    assert _gone(first[0])  # the process that ran "first" and then "die" ended
     # "held" waited on the dying actor (two items in flight per actor) unless the death was seen first
-    assert isinstance(held, WorkerLost) or held != first
-    assert isinstance(after, int) and after != first  # a new actor ran the rest
+    assert isinstance(held, WorkerLost) or held[0] != first[0]
+    assert after[0] != first[0]  # a new actor ran the rest
+    assert first[1] == after[1] == 1  # the CPUs the actor holds, not the machine's cores
+
+
+def test_a_local_worker_may_use_its_share_of_the_cores() -> None:
+    pool = LocalExecutor(ExecutorConfig(kind="local", workers=2))
+    try:
+        shares = [cpus for _, cpus in pool.imap(_task_cpus, [0, 1])]
+    finally:
+        pool.close()
+    assert shares == [max(1, (os.cpu_count() or 1) // 2)] * 2
+
+
+def _task_cpus(_item: int) -> int:
+    return task_cpus()
 
 
 def test_a_node_without_gpus_holds_cpu_actors_only() -> None:

@@ -56,11 +56,11 @@ class ClipConfig:
     dedup_threshold: float = 0.95
     nsfw_neutral_prompts: tuple[str, ...] = NEUTRAL_PROMPTS
     nsfw_sexual_prompts: tuple[str, ...] = SEXUAL_PROMPTS
-    gpus_per_actor: float | None = (
-        None  # Ray: GPUs each actor holds (None: 1 on cuda, else 0; 0.5: 2 per GPU)
-    )
-    cpus_per_actor: float = 0  # Ray: CPUs each actor holds, its decode threads (0: 4 with a GPU, else 1)
-    max_actors: int = 0  # Ray: at most this many actors (0: as many as the nodes hold)
+    # Ray actors (docs/ray.md): GPUs each holds (None: 1 on cuda, else 0; 0.5: two share a GPU), CPUs each
+    # holds, its decode threads (0: 4 with a GPU, else 1), and at most this many (0: as many as nodes hold)
+    gpus_per_actor: float | None = None
+    cpus_per_actor: float = 0
+    max_actors: int = 0
 
     def __post_init__(self) -> None:
         if self.text_encoder not in ("clip", "multilingual"):
