@@ -89,6 +89,8 @@ class RayActorPool:
         while todo or pending:
             self._grow(min(target, len(todo) + len(pending)))
             yield from self._hand_out(function, items, todo, pending)
+            if not pending:
+                continue  # every item handed out this round was one Ray could not send
             ready, _ = self._ray.wait(list(pending), num_returns=1, timeout=SLOTS_EVERY_SECONDS)
             for ref in ready:
                 position, actor = pending.pop(ref)

@@ -9,7 +9,6 @@ or the caption is missing) aligned with it. Candidates that were not downloaded 
 from __future__ import annotations
 
 import io
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,7 @@ from openpairs.models.multilingual import MULTILINGUAL_MODEL
 from openpairs.models.nsfw_tags import NEUTRAL_PROMPTS, SEXUAL_PROMPTS, tag_nsfw
 from openpairs.stages import clip_io
 from openpairs.stages.clip_dedup import dup_groups
-from openpairs.stages.clip_models import WorkerModels, load_count, worker_models
+from openpairs.stages.clip_models import WorkerModels, load_count, local_path, worker_models
 from openpairs.stages.runner import ShardTask
 
 STAGE = "clip"
@@ -68,10 +67,10 @@ class ClipConfig:
         if self.heads not in HEADS_MODES:
             raise ValueError(f"heads must be one of {', '.join(HEADS_MODES)}, not {self.heads!r}")
         gpus = self.gpus_per_actor or 0
-        if gpus < 0 or (gpus > 1 and gpus != int(gpus)) or self.cpus_per_actor < 0 or self.max_actors < 0:
+        if gpus < 0 or (gpus > 1 and gpus != int(gpus)) or min(self.cpus_per_actor, self.max_actors) < 0:
             raise ValueError(
-                "gpus_per_actor must be a fraction of one GPU or a whole number of GPUs, cpus_per_actor "
-                f"and max_actors 0 or more (got {self.gpus_per_actor}, {self.cpus_per_actor}, {self.max_actors})"
+                f"gpus_per_actor ({gpus}) must be a fraction of one GPU or a whole number of GPUs, "
+                f"cpus_per_actor ({self.cpus_per_actor}) and max_actors ({self.max_actors}) 0 or more"
             )
 
     def resources(self) -> ActorRequest:
@@ -89,11 +88,6 @@ class ClipConfig:
         return ClipModelSpec(
             self.model, self.pretrained, local_path(self.checkpoint), self.device, self.threads, self.cpu_int8
         )
-
-
-def local_path(path: str | None) -> str | None:
-    """`path` with ~ and $VARS expanded here: each node may keep its model files at its own place."""
-    return os.path.expandvars(os.path.expanduser(path)) if path else path
 
 
 def output_schema() -> Any:

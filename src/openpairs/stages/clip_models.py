@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,11 @@ def _cached(kind: str, key: Any, build: Any) -> Any:
         _CACHE[(kind, key)] = build()
         _LOADS[kind] += 1
     return _CACHE[(kind, key)]
+
+
+def local_path(path: str | None) -> str | None:
+    """`path` with ~ and $VARS expanded in this process: each node may keep its model files at its own place."""
+    return os.path.expandvars(os.path.expanduser(path)) if path else path
 
 
 def load_count(kind: str) -> int:
