@@ -23,7 +23,6 @@ from openpairs.executors import (
     ExecutorConfig,
     WorkerLost,
     call_safely,
-    worker_place,
 )
 from openpairs.executors.ray import SLOTS_EVERY_SECONDS, alive_nodes, join, node_fits, slots
 
@@ -41,10 +40,6 @@ class ModelWorker:
     def run(self, fn: Callable[[Any], Any], item: Any) -> Any:
         """fn(item), or the exception it raised."""
         return call_safely(fn, item)
-
-    def place(self) -> dict[str, str]:
-        """Where this actor runs (process, node, visible GPUs)."""
-        return worker_place()
 
 
 @dataclass
@@ -70,10 +65,6 @@ class RayActorPool:
         """How many actors the pool aims for now: what the alive nodes hold, capped by max_actors."""
         fit = slots(self._resources)
         return min(fit, self._request.max_actors) if self._request.max_actors > 0 else fit
-
-    def places(self) -> list[dict[str, str]]:
-        """Where each actor of the pool runs (process, node, visible GPUs)."""
-        return list(self._ray.get([actor.handle.place.remote() for actor in self._actors]))
 
     def imap(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         """Yield (index, result-or-exception) as items finish; an item whose actor died yields WorkerLost."""
