@@ -23,7 +23,7 @@ from openpairs.executors import ActorRequest, ExecutorConfig, WorkerLost, task_c
 from openpairs.executors.local import LocalExecutor
 from openpairs.executors.ray import node_fits
 from openpairs.executors.ray_actors import RayActorPool
-from openpairs.executors.ray_cluster import _on_loopback
+from openpairs.executors.ray_cluster import on_loopback
 from openpairs.stages import clip
 from openpairs.stages.runner import StageResult, run_stage
 from tests.fault.harness import tree_digests
@@ -58,7 +58,7 @@ def nodes(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     from ray.cluster_utils import Cluster
 
     empty = tmp_path_factory.mktemp("no-models")
-    with _on_loopback():  # every process of the cluster on 127.0.0.1
+    with on_loopback():  # every process of the cluster on 127.0.0.1
         made = Cluster(
             initialize_head=True,
             head_node_args={"num_cpus": 1, "include_dashboard": False, "env_vars": {MODELS_VAR: str(models)}},

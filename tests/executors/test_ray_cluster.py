@@ -21,6 +21,7 @@ import pytest
 
 from openpairs.core.crashpoints import ENV_LOG, ENV_POINT
 from openpairs.executors import ExecutorConfig
+from openpairs.executors.ray_cluster import on_loopback
 from openpairs.presets import stage_config
 from openpairs.stages.dedup import DedupConfig
 from openpairs.stages.extract import ExtractConfig
@@ -50,10 +51,12 @@ def cluster() -> Iterator[Any]:
     """A head that runs no tasks and two 1-CPU worker nodes."""
     from ray.cluster_utils import Cluster
 
-    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    for _ in range(2):
-        made.add_node(num_cpus=1)
-    made.wait_for_nodes()
+    with on_loopback():  # every process of the cluster on 127.0.0.1
+        made = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+        for _ in range(2):
+            made.add_node(num_cpus=1)
+        made.wait_for_nodes()
+    assert {node.node_ip_address for node in made.list_all_nodes()} == {"127.0.0.1"}
     try:
         yield made
     finally:
@@ -66,10 +69,11 @@ class FrozenRun:
     def __init__(self, cluster: Any, out: Path, log: Path) -> None:
         import ray
 
-        ray.init(
-            address=cluster.address,
-            runtime_env={"env_vars": {ENV_POINT: "extract.file:1", ENV_LOG: str(log)}},
-        )
+        with on_loopback():  # the cluster is on 127.0.0.1: the driver must look for its raylet there
+            ray.init(
+                address=cluster.address,
+                runtime_env={"env_vars": {ENV_POINT: "extract.file:1", ENV_LOG: str(log)}},
+            )
         self.outcome: list[ExtractOutcome] = []
         self._thread = threading.Thread(
             target=lambda: self.outcome.append(_extract(out, ExecutorConfig(kind="ray"))), daemon=True
@@ -140,7 +144,8 @@ def test_a_node_removed_inside_a_task_is_rerun_elsewhere(
         outcome = run.finish()
     finally:
         _release(run.frozen.pid)
-        cluster.add_node(num_cpus=1)  # the next test has two worker nodes again
+        with on_loopback():
+            cluster.add_node(num_cpus=1)  # the next test has two worker nodes again
     assert outcome.extract.ok and run.frozen.index == 1
     reason = _same_as_local_but_the_loss(tmp_path / "out", reference, run.frozen)
     assert f"pid {run.frozen.pid} on node {node.node_id[:12]}" in reason

@@ -22,6 +22,7 @@ import pytest
 
 from openpairs.demo import wat_files
 from openpairs.demo.miniweb import MiniWeb
+from openpairs.executors.ray_cluster import on_loopback
 from tests.e2e.chain import demo_settings
 from tests.fault.harness import (
     Frozen,
@@ -139,7 +140,8 @@ def ray_address() -> Iterator[str]:
     """A local Ray cluster that outlives every driver the tests start and kill, as a real one does."""
     import ray
 
-    context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # our own
+    with on_loopback():  # our own, every process on 127.0.0.1
+        context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield context.address_info["gcs_address"]
     finally:

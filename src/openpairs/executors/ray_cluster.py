@@ -18,7 +18,7 @@ SHIPPED_EXCLUDES = ["__pycache__", "*.pyc"]
 
 
 @contextmanager
-def _on_loopback() -> Iterator[None]:
+def on_loopback() -> Iterator[None]:
     """While Ray starts or joins in this block, it takes this machine to be 127.0.0.1 (the processes it
     starts keep that); afterwards the process is as before, free to join a cluster on the network."""
     before = os.environ.get(LOOPBACK_SWITCH)
@@ -40,7 +40,7 @@ def start_local(workers: int) -> Any:
     """Start a Ray for this process alone, every one of its sockets on 127.0.0.1."""
     import ray
 
-    with _on_loopback():
+    with on_loopback():
         return ray.init(
             address="local",  # a new Ray of our own, never one `ray start` left listed on this machine
             num_cpus=workers,
@@ -56,10 +56,10 @@ def connect(address: str) -> Any:
     import ray
 
     host = address.removeprefix("ray://").rsplit(":", 1)[0]
-    on_loopback = host == "localhost" or host.startswith("127.")
+    loopback_host = host == "localhost" or host.startswith("127.")
     # a cluster on loopback (started with the same switch): else Ray looks for its raylet at this
     # machine's network address, and waits for it forever
-    with _on_loopback() if on_loopback else nullcontext():
+    with on_loopback() if loopback_host else nullcontext():
         return ray.init(address=address, log_to_driver=False, runtime_env=shipped_environment())
 
 
