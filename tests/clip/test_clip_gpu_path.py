@@ -17,6 +17,7 @@ import torch
 
 from openpairs.executors import ExecutorConfig
 from openpairs.models.clip import ClipEncoder
+from openpairs.models.watermark import watermark_transform
 from openpairs.stages import clip_gpu, clip_io
 from openpairs.stages.clip import ClipConfig, preload, run_shard, shard_tasks
 from openpairs.stages.runner import run_stage
@@ -37,10 +38,16 @@ FALLBACKS = ("png_rgba", "webp", "animated_gif", "truncated_jpeg", "garbage")
 
 
 def _decoders(encoder: ClipEncoder) -> tuple[clip_io.Preprocessors, clip_gpu.TensorPreprocessors]:
+    """The PIL path's and the tensor path's preprocessing of the clip stage with a watermark model."""
     size = encoder.model.visual.image_size
     side = int(size[0] if isinstance(size, tuple | list) else size)
-    pil = clip_io.Preprocessors(clip=encoder.preprocess, clip_size=side)
-    tensor = clip_gpu.TensorPreprocessors(clip_gpu.tensor_transform(encoder.transform), side, "cpu")
+    pil = clip_io.Preprocessors(clip=encoder.preprocess, clip_size=side, watermark=watermark_transform())
+    tensor = clip_gpu.TensorPreprocessors(
+        clip_gpu.tensor_transform(encoder.transform),
+        side,
+        "cpu",
+        watermark=clip_gpu.tensor_transform(watermark_transform()),
+    )
     return pil, tensor
 
 
@@ -56,10 +63,12 @@ def test_tensor_preprocess_matches_pil_per_image(tiny_config: ClipConfig) -> Non
     decoded = clip_gpu.decode_batch(blobs, tensor)
     assert [d.via for d in decoded] == ["tensor"] * len(JPEGS) and all(d.error is None for d in decoded)
     for name, data, mine in zip(JPEGS, blobs, decoded, strict=True):
-        reference = clip_io.decode_one(data, pil).clip
-        assert mine.clip.shape == reference.shape and mine.clip.dtype == torch.float32
-        assert float((mine.clip - reference).abs().mean()) < 0.1, name  # same pixels, same orientation
-        assert _cosine(encoder, mine.clip, reference) >= 0.99, name
+        reference = clip_io.decode_one(data, pil)
+        assert mine.clip.shape == reference.clip.shape and mine.clip.dtype == torch.float32
+        assert float((mine.clip - reference.clip).abs().mean()) < 0.1, name  # same pixels, same orientation
+        assert _cosine(encoder, mine.clip, reference.clip) >= 0.99, name
+        assert mine.watermark.shape == reference.watermark.shape == (3, 256, 256)
+        assert float((mine.watermark - reference.watermark).abs().mean()) < 0.1, name
 
 
 def test_fallback_is_per_image_with_pil_statuses(tiny_config: ClipConfig) -> None:

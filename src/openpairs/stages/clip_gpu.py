@@ -38,44 +38,63 @@ class TensorPreprocessError(ValueError):
 
 @dataclass(frozen=True)
 class TensorTransform:
-    """A torchvision Compose (Resize, CenterCrop, ToTensor, Normalize) replayed on a (3, H, W) uint8 tensor."""
+    """A torchvision Compose (Resize, CenterCrop, ToTensor, Normalize) replayed on uint8 image tensors.
 
-    steps: tuple[tuple[str, Any], ...]
+    The geometry (resize, crop) runs per image in uint8, rounded like PIL's; scaling and mean/std run once on
+    the stacked batch (one kernel for the batch instead of one per image).
+    """
 
-    def __call__(self, image: Any) -> Any:
-        """(3, H, W) uint8 tensor on any device -> the float32 model input on the same device."""
+    geometry: tuple[tuple[str, Any], ...]
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def shape(self, image: Any) -> Any:
+        """(3, H, W) uint8 tensor on any device -> resized and cropped uint8 on the same device."""
         from torchvision.transforms.v2 import functional as F
 
-        x = image
-        for name, arg in self.steps:
+        for name, arg in self.geometry:
             if name == "resize":
-                x = F.resize(x, arg[0], interpolation=arg[1], antialias=True)  # uint8 in, rounded uint8 out
-            elif name == "crop":
-                x = F.center_crop(x, arg)
-            elif name == "scale":
-                x = x.float().div_(255.0)
+                image = F.resize(image, arg[0], interpolation=arg[1], antialias=True)
             else:
-                x = F.normalize(x, arg[0], arg[1])
-        return x
+                image = F.center_crop(image, arg)
+        return image
+
+    def finish(self, batch: Any) -> Any:
+        """(N, 3, S, S) uint8 from `shape` -> the float32 model input: scaled to [0, 1], mean/std."""
+        from torchvision.transforms.v2 import functional as F
+
+        x = batch.float().div_(255.0)
+        return F.normalize(x, list(self.mean), list(self.std)) if self.mean and self.std else x
+
+    def batch(self, images: list[Any]) -> Any:
+        """(3, H, W) uint8 images of any sizes -> the (N, 3, S, S) float32 model input."""
+        import torch
+
+        return self.finish(torch.stack([self.shape(image) for image in images]))
+
+    def __call__(self, image: Any) -> Any:
+        """One (3, H, W) uint8 image -> its float32 model input."""
+        return self.batch([image])[0]
 
 
 def tensor_transform(compose: Any) -> TensorTransform:
     """The tensor replay of a torchvision Compose; TensorPreprocessError names a step it cannot replay."""
-    steps: list[tuple[str, Any]] = []
+    geometry: list[tuple[str, Any]] = []
+    scaled, normalize = False, None
     for step in getattr(compose, "transforms", [compose]):
         kind = type(step).__name__
-        if kind == "Resize" and step.max_size is None:
+        if kind in ("Resize", "CenterCrop") and not scaled and getattr(step, "max_size", None) is None:
             size = [step.size] if isinstance(step.size, int) else list(step.size)
-            steps.append(("resize", (size, step.interpolation)))
-        elif kind == "CenterCrop":
-            steps.append(("crop", list(step.size)))
-        elif kind in ("ToTensor", "MaybeToTensor"):
-            steps.append(("scale", None))
-        elif kind == "Normalize":
-            steps.append(("normalize", (list(step.mean), list(step.std))))
+            geometry.append(("resize", (size, step.interpolation)) if kind == "Resize" else ("crop", size))
+        elif kind in ("ToTensor", "MaybeToTensor") and not scaled:
+            scaled = True
+        elif kind == "Normalize" and scaled and normalize is None:
+            normalize = (tuple(step.mean), tuple(step.std))
         elif kind not in ("MaybeConvertMode", "_convert_to_rgb"):  # decoded images are RGB already
             raise TensorPreprocessError(f"the tensor decode path cannot replay the preprocessing step {step}")
-    return TensorTransform(tuple(steps))
+    if not scaled:
+        raise TensorPreprocessError(f"the preprocessing {compose} does not end in a tensor")
+    return TensorTransform(tuple(geometry), *(normalize or (None, None)))
 
 
 @dataclass(frozen=True)
@@ -120,17 +139,34 @@ def batch_decoder(decoder: str, models: WorkerModels, pre: Preprocessors) -> Bat
 def decode_batch(blobs: list[bytes], pre: TensorPreprocessors) -> list[Decoded]:
     """Decode and preprocess a batch of encoded images on `pre.device`; one Decoded per blob, in order."""
     jpegs = [i for i, data in enumerate(blobs) if _tensor_decodable(data)]
-    decoded: list[Decoded | None] = [None] * len(blobs)
-    for i, image in zip(jpegs, _decode_jpegs([blobs[i] for i in jpegs], pre.device), strict=True):
-        decoded[i] = _finish(image, pre, "tensor") if image is not None else None
-    out = [d if d is not None else _pil_fallback(data, pre) for d, data in zip(decoded, blobs, strict=True)]
+    pixels: list[Any] = [None] * len(blobs)
+    for i, image in zip(jpegs, decode_jpegs([blobs[i] for i in jpegs], pre.device), strict=True):
+        pixels[i] = image
+    out = [
+        _shaped(image, pre, "tensor") if image is not None else _pil_fallback(data, pre)
+        for image, data in zip(pixels, blobs, strict=True)
+    ]
+    _finish_batch(out, pre)
     if pre.device.startswith("cuda"):
         import torch
 
-        torch.cuda.current_stream(
-            pre.device
-        ).synchronize()  # the batch is ready before another thread uses it
+        torch.cuda.current_stream(pre.device).synchronize()  # ready before the model's thread reads it
     return out
+
+
+def _finish_batch(decoded: list[Decoded], pre: TensorPreprocessors) -> None:
+    """Scale and normalise the batch's shaped uint8 inputs in one go (each Decoded gets its row)."""
+    import torch
+
+    good = [d for d in decoded if d.error is None]
+    if not good:
+        return
+    for d, row in zip(good, pre.clip.finish(torch.stack([d.clip for d in good])).unbind(0), strict=True):
+        d.clip = row
+    if pre.watermark is not None:
+        batch = pre.watermark.finish(torch.stack([d.watermark for d in good]))
+        for d, row in zip(good, batch.unbind(0), strict=True):
+            d.watermark = row
 
 
 def _tensor_decodable(data: bytes) -> bool:
@@ -144,7 +180,7 @@ def _tensor_decodable(data: bytes) -> bool:
     return header.format == "JPEG" and header.mode in TENSOR_MODES
 
 
-def _decode_jpegs(blobs: list[bytes], device: str) -> list[Any]:
+def decode_jpegs(blobs: list[bytes], device: str) -> list[Any]:
     """(3, H, W) uint8 tensors on `device`, one call for the batch; None where the decoder refuses an image."""
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
@@ -182,15 +218,15 @@ def _pil_fallback(data: bytes, pre: TensorPreprocessors) -> Decoded:
         image = to_device(torch.from_numpy(pixels).permute(2, 0, 1), pre.device)
     except Exception as exc:
         return Decoded(error=decode_error_message(exc), via="pil_fallback")
-    return _finish(image, pre, "pil_fallback")
+    return _shaped(image, pre, "pil_fallback")
 
 
-def _finish(image: Any, pre: TensorPreprocessors, via: str) -> Decoded:
-    """Preprocess one decoded (3, H, W) uint8 tensor for every consumer."""
+def _shaped(image: Any, pre: TensorPreprocessors, via: str) -> Decoded:
+    """Resize and crop one decoded (3, H, W) uint8 tensor for every consumer (pHash from the full image)."""
     try:
-        out = Decoded(clip=pre.clip(image), via=via)
+        out = Decoded(clip=pre.clip.shape(image), via=via)
         if pre.watermark is not None:
-            out.watermark = pre.watermark(image)
+            out.watermark = pre.watermark.shape(image)
         if pre.phash:
             out.phash = _phash(image)
         return out
