@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +148,20 @@ def test_auto_keeps_the_pil_path_on_cpu(tiny_config: ClipConfig, tmp_path: Path)
     )
     with pytest.raises(ValueError, match="image_decoder must be one of auto, tensor, pil"):
         ClipConfig(image_decoder="nvjpeg")
+
+
+def test_cpu_products_do_not_depend_on_the_thread_count() -> None:
+    """fp32 products of the MLP output projection's shape (2048 -> 512) under 1 and 2 torch threads: 50 rows
+    is one ViT-B-32 image (a last batch of one), 128 rows eight trimmed captions (they differed before)."""
+    script = (
+        "import openpairs.models.clip, torch\n"
+        "g = lambda s: torch.Generator().manual_seed(s)\n"
+        "same = []\n"
+        "for m in (50, 128, 200):\n"
+        "    a, w = torch.randn(m, 2048, generator=g(0)), torch.randn(512, 2048, generator=g(1))\n"
+        "    out = [torch.set_num_threads(t) or torch.nn.functional.linear(a, w) for t in (1, 2)]\n"
+        "    same.append(torch.equal(*out))\n"
+        "print(same)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[True, True, True]", done.stderr[-2000:]

@@ -17,6 +17,10 @@ from typing import Any
 import numpy as np
 
 TINY_MODEL = "openpairs-tiny-random"
+# fp32 on CPU: MKL splits small matrix products differently for each thread count, so the same batch gave
+# other bytes under another torch thread count (a local worker vs a Ray actor of fewer CPUs). Its strict
+# reproducible mode, read at MKL's first call in the process, makes them bit-identical at no measurable cost.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 
 class ClipModelError(ValueError):
