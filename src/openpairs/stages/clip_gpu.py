@@ -190,7 +190,7 @@ def decode_jpegs(blobs: list[bytes], device: str) -> list[Any]:
     data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs]
     try:
         return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
-    except RuntimeError:
+    except Exception:  # torchvision raises RuntimeError; any failure is retried image by image
         return [_decode_jpeg_or_none(d, device) for d in data]  # find the image(s) the decoder refuses
 
 
@@ -199,8 +199,8 @@ def _decode_jpeg_or_none(data: Any, device: str) -> Any:
 
     try:
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-    except RuntimeError:
-        return None
+    except Exception:
+        return None  # PIL decodes it, or reports the error
 
 
 def _pil_fallback(data: bytes, pre: TensorPreprocessors) -> Decoded:
