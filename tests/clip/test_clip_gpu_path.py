@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from torchvision import transforms
 
 from openpairs.executors import ExecutorConfig
 from openpairs.models.clip import ClipEncoder
@@ -148,6 +149,10 @@ def test_auto_keeps_the_pil_path_on_cpu(tiny_config: ClipConfig, tmp_path: Path)
     )
     with pytest.raises(ValueError, match="image_decoder must be one of auto, tensor, pil"):
         ClipConfig(image_decoder="nvjpeg")
+    with pytest.raises(clip_gpu.TensorPreprocessError, match="cannot replay"):
+        clip_gpu.tensor_transform(
+            transforms.Compose([transforms.RandomResizedCrop(32), transforms.ToTensor()])
+        )
 
 
 def test_cpu_products_do_not_depend_on_the_thread_count() -> None:

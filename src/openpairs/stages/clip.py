@@ -28,7 +28,7 @@ from openpairs.models.multilingual import MULTILINGUAL_MODEL
 from openpairs.models.nsfw_tags import NEUTRAL_PROMPTS, SEXUAL_PROMPTS, tag_nsfw
 from openpairs.stages import clip_io
 from openpairs.stages.clip_dedup import dup_groups
-from openpairs.stages.clip_gpu import DECODERS, batch_decoder
+from openpairs.stages.clip_gpu import batch_decoder, check_decoder
 from openpairs.stages.clip_models import WorkerModels, worker_models
 from openpairs.stages.runner import ShardTask
 
@@ -61,10 +61,7 @@ class ClipConfig:
     def __post_init__(self) -> None:
         if self.text_encoder not in ("clip", "multilingual"):
             raise ValueError(f"text_encoder must be 'clip' or 'multilingual', not {self.text_encoder!r}")
-        if self.image_decoder not in DECODERS:
-            raise ValueError(
-                f"image_decoder must be one of {', '.join(DECODERS)}, not {self.image_decoder!r}"
-            )
+        check_decoder(self.image_decoder)
         if self.heads not in HEADS_MODES:
             raise ValueError(f"heads must be one of {', '.join(HEADS_MODES)}, not {self.heads!r}")
 

@@ -4,8 +4,8 @@ device, with a per-image PIL fallback.
 `decode_batch` turns a batch's encoded images into the same `Decoded` records as `clip_io.decode_one`, but the
 CLIP (and watermark) inputs are computed from a uint8 tensor on `device`: `torchvision.io.decode_jpeg` in one
 call for the batch's JPEGs, then the model's own preprocessing (resize of the short side, centre crop, scale to
-[0, 1], mean/std) replayed with torchvision's tensor ops. PNG, WebP, GIF, a JPEG the decoder refuses and any
-image whose header PIL cannot read go through PIL (`Decoded.via == "pil_fallback"`), and geometry, scaling and
+[0, 1], mean/std) replayed with torchvision's tensor ops. PNG, WebP, GIF, a JPEG the decoder refuses, one over
+PIL's pixel limit and any image whose header PIL cannot read go through PIL (`Decoded.via == "pil_fallback"`), and geometry, scaling and
 normalisation are still the tensor ops. A failure stays the image's own `decode_error`, never the batch's.
 The same code runs with device="cpu" (libjpeg-turbo), which is how it is tested without a GPU.
 """
@@ -106,6 +106,12 @@ class TensorPreprocessors:
     device: str
     watermark: TensorTransform | None = None
     phash: bool = False
+
+
+def check_decoder(decoder: str) -> None:
+    """Raise ValueError unless `decoder` is one of DECODERS."""
+    if decoder not in DECODERS:
+        raise ValueError(f"image_decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
 
 
 def use_tensor_decode(decoder: str, device: str) -> bool:
