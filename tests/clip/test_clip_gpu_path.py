@@ -7,6 +7,7 @@ are meaningless; the embeddings still tell whether two inputs are the same image
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from torchvision import transforms
+from typer.testing import CliRunner
 
+from openpairs.cli import app
 from openpairs.executors import ExecutorConfig
 from openpairs.models.clip import ClipEncoder
 from openpairs.models.watermark import watermark_transform
@@ -26,7 +29,7 @@ from openpairs.stages.clip import ClipConfig, preload, run_shard, shard_tasks
 from openpairs.stages.runner import run_stage
 from tests.fixtures import images
 from tests.fixtures.pipeline_output import PipelineOutput
-from tests.fixtures.tiny_clip import Sample, write_download_shard
+from tests.fixtures.tiny_clip import TINY_MODEL, Sample, write_download_shard
 
 LOCAL = ExecutorConfig(kind="local", workers=1)
 JPEGS = (
@@ -170,3 +173,19 @@ def test_cpu_products_do_not_depend_on_the_thread_count() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[True, True, True]", done.stderr[-2000:]
+
+
+def test_cli_image_decoder_option(tmp_path: Path, tiny_ckpt: str) -> None:
+    write_download_shard(tmp_path, 0, [Sample("a cat"), Sample("a png", image=images.fixture_bytes("webp"))])
+    args = ["clip", str(tmp_path), "--clip-model", TINY_MODEL, "--clip-checkpoint", tiny_ckpt]
+    done = CliRunner().invoke(
+        app, [*args, "--clip-pretrained", "none", "--device", "cpu", "--image-decoder", "tensor"]
+    )
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "config.json").read_text())["clip"]["image_decoder"] == "tensor"
+    counters = json.loads((tmp_path / "clip" / "00000_stats.json").read_text())["counters"]
+    assert counters["tensor_decoded"] == 1 and counters["tensor_decode_fallback"] == 1
+    bad = CliRunner().invoke(app, [*args, "--image-decoder", "nvjpeg"])
+    assert bad.exit_code == 2 and "image_decoder must be one of auto, tensor, pil" in " ".join(
+        bad.output.split()
+    )
