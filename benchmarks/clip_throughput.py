@@ -119,7 +119,7 @@ def measure(model: str, device: str, blobs: list[bytes], batch_size: int, decode
     decode, preprocess, ready = _split_rates(device, chunks, pil, tensor, decoder)
     model_rate = rate(device, ready, encoder.encode_images)
     texts = captions(len(blobs))
-    text_batch = batch_size * 4  # as the clip stage batches captions
+    text_batch = 256  # as the clip stage batches captions with --batch-size 0 (4 x 64)
     text = rate(
         device, [texts[i : i + text_batch] for i in range(0, len(texts), text_batch)], encoder.encode_text
     )
