@@ -9,6 +9,10 @@ fp32 and with --cpu-int8. Each run is timed with
 Pillow, 256 px like the download stage's output, download-stage layout) are generated once.
 
     .venv/bin/python benchmarks/clip.py --samples 2000
+
+With `--device cpu|cuda` it measures instead the clip stage's own code path in-process (random ViT-B-32 and
+ViT-L-14, decode / preprocess / model split, beside clip-retrieval's published GPU figures): see
+clip_throughput.py and clip_gpu_check.sh.
 """
 
 from __future__ import annotations
@@ -201,12 +205,36 @@ def agreement(fp32_run: str, int8_run: str) -> dict[str, float]:
     return out
 
 
+def throughput(args: argparse.Namespace) -> None:
+    """`--device`: samples/s of the clip stage's code path, split into decode, preprocess and model."""
+    import clip_throughput
+
+    on_gpu = args.device.startswith("cuda")
+    models = args.models.split(",") if args.models else (["ViT-B-32", "ViT-L-14"] if on_gpu else ["ViT-B-32"])
+    images = args.images or (4096 if on_gpu else 128)
+    batch = args.batch_size or (256 if on_gpu else 32)
+    decoder = args.decoder or ("tensor" if on_gpu else "pil")
+    blobs = clip_throughput.synthetic_jpegs(images)
+    results = {m: clip_throughput.measure(m, args.device, blobs, batch, decoder) for m in models}
+    clip_throughput.print_table(args.device, results, images, batch, decoder)
+
+
 def main() -> None:
-    """Generate the shards, run the three configurations, print one table."""
+    """Generate the shards, run the three configurations, print one table (or `--device`: throughput)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--per-shard", type=int, default=1000)
+    parser.add_argument("--device", help="cpu or cuda[:N]: in-process throughput (clip_throughput.py)")
+    parser.add_argument("--models", help="with --device: comma-separated open_clip names")
+    parser.add_argument("--images", type=int, default=0, help="with --device (0: 4096 on CUDA, 128 on CPU)")
+    parser.add_argument("--batch-size", type=int, default=0, help="with --device (0: 256 on CUDA, 32 on CPU)")
+    parser.add_argument(
+        "--decoder", choices=("tensor", "pil"), help="with --device (default: tensor on CUDA)"
+    )
     args = parser.parse_args()
+    if args.device:
+        throughput(args)
+        return
     root = make_shards(args.samples, args.per_shard)
     checkpoint = random_checkpoint()
     results = {

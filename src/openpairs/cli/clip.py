@@ -26,6 +26,13 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="images per batch (0
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0: all cores)")]
 Int8Opt = Annotated[bool, typer.Option("--cpu-int8", help="dynamic int8 quantisation on CPU")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N]")]
+DecoderOpt = Annotated[
+    str,
+    typer.Option(
+        "--image-decoder",
+        help="tensor (torchvision/nvJPEG, preprocessing on the device), pil, or auto (tensor on CUDA)",
+    ),
+]
 WatermarkOpt = Annotated[
     str | None,
     typer.Option("--watermark-checkpoint", help="LAION watermark_model_v1.pt (else pwatermark is null)"),
@@ -77,6 +84,7 @@ def clip(
     threads: ThreadsOpt = 0,
     cpu_int8: Int8Opt = False,
     device: DeviceOpt = "auto",
+    image_decoder: DecoderOpt = "auto",
     watermark_checkpoint: WatermarkOpt = None,
     clip_heads: HeadsOpt = "auto",
     image_dedup: DedupOpt = False,
@@ -102,6 +110,7 @@ def clip(
         "threads": threads or _threads_per_worker(workers),
         "cpu_int8": cpu_int8,
         "device": device,
+        "image_decoder": image_decoder,
         "watermark_checkpoint": watermark_checkpoint,
         "heads": clip_heads,
         "image_dedup": image_dedup,

@@ -17,6 +17,10 @@ from typing import Any
 import numpy as np
 
 TINY_MODEL = "openpairs-tiny-random"
+# fp32 on CPU: MKL splits small matrix products differently for each thread count, so the same batch gave
+# other bytes under another torch thread count (a local worker vs a Ray actor of fewer CPUs). Its strict
+# reproducible mode, read at MKL's first call in the process, makes them bit-identical at no measurable cost.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 
 class ClipModelError(ValueError):
@@ -53,16 +57,21 @@ class ClipEncoder:
         self.dim = dim
         self.name = name
 
+    @property
+    def transform(self) -> Any:
+        """open_clip's preprocessing transform (a torchvision Compose over PIL images)."""
+        return self._preprocess
+
     def preprocess(self, image: Any) -> Any:
         """A PIL image -> the model's input tensor (C, H, W)."""
         return self._preprocess(image)
 
     def encode_images(self, batch: Any) -> np.ndarray:
-        """(N, C, H, W) tensor -> (N, dim) float32, L2-normalised."""
+        """(N, C, H, W) tensor on any device -> (N, dim) float32, L2-normalised (fp16 inference on CUDA)."""
         import torch
 
         with torch.inference_mode():
-            features = self.model.encode_image(batch.to(self.device, self.dtype))
+            features = self.model.encode_image(to_device(batch, self.device).to(self.dtype))
         return _normalise(features.float().cpu().numpy())
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
@@ -75,6 +84,15 @@ class ClipEncoder:
             tokens = self._tokenizer(texts).to(self.device)
             features = encode_text_trimmed(self.model, tokens)
         return _normalise(features.float().cpu().numpy())
+
+
+def to_device(tensor: Any, device: str) -> Any:
+    """`tensor` on `device`; a CPU tensor goes to CUDA through pinned memory with a non-blocking copy."""
+    if str(tensor.device) == device or tensor.device.type == device:
+        return tensor
+    if tensor.device.type == "cpu" and device.startswith("cuda"):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def encode_text_trimmed(model: Any, tokens: Any) -> Any:

@@ -28,6 +28,7 @@ from openpairs.models.multilingual import MULTILINGUAL_MODEL
 from openpairs.models.nsfw_tags import NEUTRAL_PROMPTS, SEXUAL_PROMPTS, tag_nsfw
 from openpairs.stages import clip_io
 from openpairs.stages.clip_dedup import dup_groups
+from openpairs.stages.clip_gpu import batch_decoder, check_decoder
 from openpairs.stages.clip_models import WorkerModels, load_count, local_path, worker_models
 from openpairs.stages.runner import ShardTask
 
@@ -46,6 +47,7 @@ class ClipConfig:
     cpu_int8: bool = ClipModelSpec.cpu_int8
     batch_size: int = 0  # 0: 256 on CUDA, 32 on CPU
     decode_threads: int = 0  # 0: number of cores
+    image_decoder: str = "auto"  # "tensor" (torchvision/nvJPEG + on-device preprocessing), "pil"; auto: CUDA
     text_encoder: str = "clip"  # "clip" or "multilingual" (non-English captions, LAION-5B)
     multilingual_model: str = MULTILINGUAL_MODEL
     english_codes: tuple[str, ...] = ("en",)
@@ -64,6 +66,7 @@ class ClipConfig:
     def __post_init__(self) -> None:
         if self.text_encoder not in ("clip", "multilingual"):
             raise ValueError(f"text_encoder must be 'clip' or 'multilingual', not {self.text_encoder!r}")
+        check_decoder(self.image_decoder)
         if self.heads not in HEADS_MODES:
             raise ValueError(f"heads must be one of {', '.join(HEADS_MODES)}, not {self.heads!r}")
         gpus = self.gpus_per_actor or 0
@@ -161,9 +164,10 @@ def _embed_images(
         watermark=_watermark_transform() if models.watermark else None,
         phash=config.image_dedup,
     )
+    decoder = batch_decoder(config.image_decoder, models, pre)
     images = ((k, b) for k, b in clip_io.iter_tar_images(tar_path, stats) if _listed(k, position, stats))
     started = time.perf_counter()
-    for batch in clip_io.decoded_batches(images, pre, batch_size, workers):
+    for batch in clip_io.decoded_batches(images, pre, batch_size, workers, decoder):
         _score_batch(models, batch, position, out, stats)
         crashpoints.reached("clip.shard", stats.shard)
     stats.time("images", time.perf_counter() - started)
@@ -191,6 +195,8 @@ def _score_batch(
     stats: ShardStats,
 ) -> None:
     for key, decoded in zip(batch.keys, batch.decoded, strict=True):
+        if decoded.via is not None:
+            stats.bump("tensor_decoded" if decoded.via == "tensor" else "tensor_decode_fallback")
         if decoded.error is not None:
             out.decode_error[position[key]] = True
             stats.error(f"decode_error: {decoded.error}")
@@ -198,11 +204,12 @@ def _score_batch(
     if not good:
         return
     rows = [position[batch.keys[i]] for i in good]
-    out.emb[rows] = models.clip.encode_images(clip_io.stack([batch.decoded[i].clip for i in good]))
+    device = models.clip.device
+    out.emb[rows] = models.clip.encode_images(clip_io.stack([batch.decoded[i].clip for i in good], device))
     out.has_image[rows] = True
     if models.watermark is not None:
         out.pwatermark[rows] = models.watermark.score(
-            clip_io.stack([batch.decoded[i].watermark for i in good])
+            clip_io.stack([batch.decoded[i].watermark for i in good], device)
         )
     for i, row in zip(good, rows, strict=True):
         out.phash[row] = batch.decoded[i].phash

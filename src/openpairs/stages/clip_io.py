@@ -94,6 +94,7 @@ class Decoded:
     watermark: Any = None
     phash: str | None = None
     error: str | None = None
+    via: str | None = None  # tensor path only: "tensor" (torchvision/nvJPEG) or "pil_fallback"
 
 
 @dataclass
@@ -112,7 +113,7 @@ def decode_one(data: bytes, pre: Preprocessors) -> Decoded:
 
     try:
         opened = Image.open(io.BytesIO(data))
-        target = max(pre.clip_size, 256 if pre.watermark else 0)
+        target = draft_target(pre.clip_size, pre.watermark is not None)
         if opened.format == "JPEG":
             opened.draft("RGB", (target, target))  # DCT-domain downscale, still >= target
         image = opened.convert("RGB")
@@ -125,7 +126,17 @@ def decode_one(data: bytes, pre: Preprocessors) -> Decoded:
             out.phash = str(imagehash.phash(image))
         return out
     except Exception as exc:
-        return Decoded(error=re.sub(r" ?<[^>]* at 0x[0-9a-f]+>", "", f"{type(exc).__name__}: {exc}")[:200])
+        return Decoded(error=decode_error_message(exc))
+
+
+def draft_target(clip_size: int, watermark: bool) -> int:
+    """The smallest side a JPEG may be DCT-downscaled to: what the CLIP (and watermark) inputs need."""
+    return max(clip_size, 256 if watermark else 0)
+
+
+def decode_error_message(exc: BaseException) -> str:
+    """A decode failure as a short message without object addresses (so equal errors count together)."""
+    return re.sub(r" ?<[^>]* at 0x[0-9a-f]+>", "", f"{type(exc).__name__}: {exc}")[:200]
 
 
 @dataclass
@@ -140,22 +151,42 @@ class ImageBatch:
         return [i for i, d in enumerate(self.decoded) if d.error is None]
 
 
+BatchDecoder = Callable[[list[bytes]], list[Decoded]]
+
+
 def decoded_batches(
-    images: Iterator[tuple[str, bytes]], pre: Preprocessors, batch_size: int, workers: int
+    images: Iterator[tuple[str, bytes]],
+    pre: Preprocessors,
+    batch_size: int,
+    workers: int,
+    batch_decoder: BatchDecoder | None = None,
 ) -> Iterator[ImageBatch]:
-    """Batches of decoded images, decoding up to PREFETCH_BATCHES batches ahead in `workers` threads."""
-    pending: deque[tuple[list[str], list[Future[Decoded]]]] = deque()
+    """Batches of decoded images, decoding up to PREFETCH_BATCHES batches ahead in `workers` threads.
+
+    Without `batch_decoder` each image is one `decode_one` task; with it (the tensor path) each batch is one
+    task. The batch boundaries are the same either way: `batch_size` images in tar order.
+    """
+    pending: deque[tuple[list[str], list[Future[list[Decoded]]]]] = deque()
     with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="clip-decode") as pool:
         for chunk in _chunks(images, batch_size):
-            pending.append(([k for k, _ in chunk], [pool.submit(decode_one, data, pre) for _, data in chunk]))
+            blobs = [data for _, data in chunk]
+            if batch_decoder is None:
+                futures = [pool.submit(_decode_as_list, data, pre) for data in blobs]
+            else:
+                futures = [pool.submit(batch_decoder, blobs)]
+            pending.append(([k for k, _ in chunk], futures))
             if len(pending) > PREFETCH_BATCHES:
                 yield _collect(*pending.popleft())
         while pending:
             yield _collect(*pending.popleft())
 
 
-def _collect(keys: list[str], futures: list[Future[Decoded]]) -> ImageBatch:
-    return ImageBatch(keys=keys, decoded=[f.result() for f in futures])
+def _decode_as_list(data: bytes, pre: Preprocessors) -> list[Decoded]:
+    return [decode_one(data, pre)]
+
+
+def _collect(keys: list[str], futures: list[Future[list[Decoded]]]) -> ImageBatch:
+    return ImageBatch(keys=keys, decoded=[d for f in futures for d in f.result()])
 
 
 def _chunks(items: Iterator[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
@@ -169,11 +200,14 @@ def _chunks(items: Iterator[tuple[str, bytes]], size: int) -> Iterator[list[tupl
         yield chunk
 
 
-def stack(tensors: list[Any]) -> Any:
-    """Stack preprocessed tensors into a batch."""
+def stack(tensors: list[Any], device: str = "cpu") -> Any:
+    """Stack preprocessed tensors into a batch on `device` (pinned, non-blocking copy from the CPU to CUDA)."""
     import torch
 
-    return torch.stack(tensors)
+    from openpairs.models.clip import to_device
+
+    first = tensors[0].device
+    return to_device(torch.stack([t.to(first) for t in tensors]), device)
 
 
 def zeros(n: int, dim: int) -> np.ndarray:
