@@ -241,12 +241,12 @@ def test_a_dead_actor_fails_only_its_items_and_is_replaced(on_cluster: ExecutorC
     finally:
         pool.close()
     first, died, held, after = (outcomes[i] for i in range(4))
-    assert isinstance(died, WorkerLost) and "actor" in str(died)
-    assert _gone(first[0])  # the process that ran "first" and then "die" ended
+    assert isinstance(died, WorkerLost) and "actor" in str(died), outcomes
+    assert _gone(first[0]), outcomes  # the process that ran "first" and then "die" ended
     # "held" waited on the dying actor (two items in flight per actor) unless the death was seen first
-    assert isinstance(held, WorkerLost) or held[0] != first[0]
-    assert after[0] != first[0]  # a new actor ran the rest
-    assert first[1] == after[1] == 1  # the CPUs the actor holds, not the machine's cores
+    assert isinstance(held, WorkerLost) or held[0] != first[0], outcomes
+    assert after[0] != first[0], outcomes  # a new actor ran the rest
+    assert first[1] == after[1] == 1, outcomes  # the CPUs the actor holds, not the machine's cores
 
 
 def test_a_local_worker_may_use_its_share_of_the_cores() -> None:
