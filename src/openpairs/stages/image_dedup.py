@@ -88,6 +88,15 @@ def run_image_dedup(out: str, config: ImageDedupConfig, executor: ExecutorConfig
     return stats
 
 
+def describe(stats: ShardStats) -> str:
+    """One line: images compared, groups, rows in them by method."""
+    c = stats.counters
+    return (
+        f"{c['images']:,} images, {c['groups']:,} groups of {c['rows_in_groups']:,} "
+        f"({c['exact']:,} exact copies, {c['near']:,} near)"
+    )
+
+
 def _clip_shards(out: str) -> list[int]:
     names = [
         p.rsplit("/", 1)[-1].removesuffix(".parquet")
