@@ -28,6 +28,7 @@ from openpairs.stages.image_dedup_tasks import (
     SLICE_SCHEMA,
     Settings,
     ShardRows,
+    one_blas_thread,
     read_shard,
     reducer_of_leaf,
     slice_path,
@@ -75,7 +76,8 @@ def map_rows(task: MapTask) -> None:
         pa.concat_arrays([p.sha for p in parts]).cast(pa.string()),
     )
     shard = np.repeat(np.array(task.shards, dtype=np.int64), [len(p.numbers) for p in parts])
-    near, capped = _by_leaf(task, built, rows, shard)
+    with one_blas_thread():
+        near, capped = _by_leaf(task, built, rows, shard)
     exact = _by_sha(task, rows, shard)
     crashpoints.reached("image_dedup.map", task.index)
     for kind, (table, part) in (("near", near), ("exact", exact)):
@@ -180,7 +182,8 @@ def reduce_rows(task: ReduceTask) -> None:
     """Write this reducer's edges, then the marker."""
     near = _share(task, "near").sort_by([("leaf", "ascending"), ("key_int", "ascending")])
     exact = _share(task, "exact")
-    near_edges, oversized = _near_edges(task.settings, near)
+    with one_blas_thread():
+        near_edges, oversized = _near_edges(task.settings, near)
     edges = pa.concat_tables([near_edges, _exact_edges(exact)])
     crashpoints.reached("image_dedup.reduce", task.index)
     commit.write_parquet_atomic(edges, task.output)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,14 @@ class Settings:
     threshold: float
     max_leaves: int
     max_leaf_rows: int
+
+
+def one_blas_thread() -> Any:
+    """Run a task's matrix products on one thread: the executor's workers are the parallelism, and one
+    thread sums in one order, so the tree and the cosines do not depend on the machine's core count."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def tree_path(scratch: str) -> str:
@@ -154,7 +163,8 @@ def train_tree(task: TrainTask) -> None:
                 kept = merge_bottom(kept, (part["hi"], part["lo"], part["emb"]), task.size)
     if kept is None:
         raise ValueError("image dedup: no embedding to sample")
-    built = tree.build_tree(kept[2].astype(np.float32), task.leaf_points, task.branching, task.seed)
+    with one_blas_thread():
+        built = tree.build_tree(kept[2].astype(np.float32), task.leaf_points, task.branching, task.seed)
     commit.write_bytes_atomic(task.output, built.to_bytes())
     shuffle.write_marker(task.marker, {"sample": len(kept[0]), "leaves": built.leaves})
 

@@ -139,7 +139,8 @@ def assign(tree: Tree, emb: np.ndarray, margin: float, max_leaves: int) -> Assig
         pending = pending[np.argsort(node[pending], kind="stable")]
         parents, starts = np.unique(node[pending], return_index=True)
         for parent, at in zip(parents.tolist(), np.split(pending, starts[1:]), strict=True):
-            parts.append(_descend(tree, x, parent, (row[at], home[at], score[at]), margin))
+            reach = (margin, max_leaves)
+            parts.append(_descend(tree, x, parent, (row[at], home[at], score[at]), reach, capped))
         row, node, home, score = (np.concatenate(column) for column in zip(*parts, strict=True))
         keep = _cap(row, home, score, max_leaves)
         capped[row[~keep]] = True
@@ -150,9 +151,16 @@ def assign(tree: Tree, emb: np.ndarray, margin: float, max_leaves: int) -> Assig
 
 
 def _descend(
-    tree: Tree, x: np.ndarray, parent: int, at: tuple[np.ndarray, np.ndarray, np.ndarray], margin: float
+    tree: Tree,
+    x: np.ndarray,
+    parent: int,
+    at: tuple[np.ndarray, np.ndarray, np.ndarray],
+    reach: tuple[float, int],
+    capped: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The children of `parent` each of its rows goes on to: the nearest, and those within the margin."""
+    """The children of `parent` each of its rows goes on to: the nearest, and those within the margin
+    (the `max_leaves` - 1 nearest of them at most; rows that lose some are marked in `capped`)."""
+    margin, max_leaves = reach
     rows, homes, scores = at
     start = int(tree.first_child[parent])
     children = tree.centroids[start : start + int(tree.child_count[parent])]
@@ -162,10 +170,14 @@ def _descend(
     apart = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2.0 * children @ children.T, 0.0))
     width = 2.0 * apart[best]
     to_bisector = (dist - dist[np.arange(len(rows)), best][:, None]) / np.maximum(width, 1e-12)
-    to_bisector[np.arange(len(rows)), best] = 0.0
+    to_bisector[np.arange(len(rows)), best] = -1.0  # the nearest child first
+    capped[rows[np.sum(to_bisector <= margin, axis=1) > max_leaves]] = True
+    if to_bisector.shape[1] > max_leaves:  # no row can keep more: drop the rest before they multiply
+        beyond = np.argpartition(to_bisector, max_leaves - 1, axis=1)[:, max_leaves:]
+        np.put_along_axis(to_bisector, beyond, np.inf, axis=1)
     r, c = np.nonzero(to_bisector <= margin)
     child_home = homes[r] & (c == best[r])
-    child_score = np.maximum(scores[r], to_bisector[r, c]).astype(np.float32)
+    child_score = np.maximum(scores[r], np.maximum(to_bisector[r, c], 0.0)).astype(np.float32)
     return rows[r], start + c.astype(np.int64), child_home, child_score
 
 
