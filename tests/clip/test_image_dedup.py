@@ -64,14 +64,16 @@ def test_same_bytes_with_one_task_many_tasks_and_ray(tmp_path: Path) -> None:
     runs = {
         "one": (ImageDedupConfig(leaf_size=64), ONE_TASK),
         "many": (ImageDedupConfig(leaf_size=64, rows_per_task=300), ExecutorConfig(kind="local", workers=2)),
-        "ray": (ImageDedupConfig(leaf_size=64, rows_per_task=300), ExecutorConfig(kind="ray", workers=2)),
+        "ray": (ImageDedupConfig(leaf_size=64, rows_per_task=700), ExecutorConfig(kind="ray", workers=2)),
     }
     digests, counters = {}, {}
     for name, (config, executor) in runs.items():
         write_clip_shards(str(tmp_path / name), data, shard_rows=125)
         counters[name] = run_image_dedup(str(tmp_path / name), config, executor).counters
-        digests[name] = {k: v for k, v in tree_digests(tmp_path / name, SLICES).items() if k.endswith("parquet")}
-    assert counters["one"]["reducers"] == 1 and counters["many"]["reducers"] == counters["ray"]["reducers"] > 4
+        digests[name] = {
+            k: v for k, v in tree_digests(tmp_path / name, SLICES).items() if k.endswith("parquet")
+        }
+    assert counters["one"]["reducers"] == 1 < counters["ray"]["reducers"] < counters["many"]["reducers"]
     assert len(digests["one"]) == 16 and digests["one"] == digests["many"] == digests["ray"]
     assert counters["one"]["groups"] > 50 and counters["one"] == counters["many"] | {"reducers": 1}
 
@@ -92,7 +94,9 @@ def test_filter_keeps_the_smallest_key_of_each_group_from_its_own_slice(tmp_path
     second = _scored(tmp_path, 1, [2, 3, 3, 0])
     run_image_dedup(str(tmp_path), ImageDedupConfig(), ONE_TASK)
     (tmp_path / "clip" / "dup_groups" / "00000.parquet").unlink()  # shard 1 must not need shard 0's slice
-    result = run_filter(str(tmp_path), FilterConfig(drop_duplicates=True), ExecutorConfig(workers=1, retries=0))
+    result = run_filter(
+        str(tmp_path), FilterConfig(drop_duplicates=True), ExecutorConfig(workers=1, retries=0)
+    )
     assert [f["shard"] for f in result.failed] == [0] and "image dedup groups" in result.failed[0]["error"]
     statuses = pq.read_table(tmp_path / "filter" / "00001.parquet").to_pydict()
     assert statuses["key"] == second
