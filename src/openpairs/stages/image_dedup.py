@@ -24,6 +24,7 @@ from openpairs.stages import image_dedup_shuffle as shuffled
 from openpairs.stages import image_dedup_tasks as tasks
 from openpairs.stages import shuffle
 from openpairs.stages.dedup import clear_folder, clear_scratch
+from openpairs.stages.image_dedup_group import GroupTask, group_rows
 
 SCRATCH = "_scratch/image_dedup"
 DONE_FILE = "_image_dedup.json"
@@ -146,8 +147,8 @@ class _Run:
             reduces = [shuffled.ReduceTask(self.settings, r, len(maps)) for r in range(reducers)]
             self._phase(shuffled.reduce_rows, reduces, "reduce")
             self._tally([shuffle.read_marker(t) for t in maps], [shuffle.read_marker(t) for t in reduces])
-        group = shuffled.GroupTask(self.settings, reducers, tuple(self.shards))
-        self._phase(shuffled.group_rows, [group], "group")
+        group = GroupTask(self.settings, reducers, tuple(self.shards))
+        self._phase(group_rows, [group], "group")
         for name, value in shuffle.read_marker(group).items():
             self.stats.bump(f"{name}_in_groups" if name == "rows" else name, value)
         self.stats.bump("images", rows)

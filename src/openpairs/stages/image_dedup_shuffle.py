@@ -2,9 +2,8 @@
 
 A map task writes two files whose row group r is reducer r's share: its rows by leaf (contiguous leaf
 runs per reducer, with the embedding) and by sha256 hash range. A reducer turns its leaves' near pairs and
-its range's equal sha256s into forest edges (key → smallest key of its local component). One group task
-joins the edges of all reducers into components (group id: smallest key) and writes one slice per clip
-shard. Its memory grows with the rows that have a duplicate, not with the rows.
+its range's equal sha256s into forest edges (key → smallest key of its local component). The group task
+(image_dedup_group.py) joins them dataset-wide.
 """
 
 from __future__ import annotations
@@ -23,15 +22,11 @@ from openpairs.stages import image_dedup_pairs as pairs
 from openpairs.stages import image_dedup_tree as tree
 from openpairs.stages import shuffle
 from openpairs.stages.image_dedup_tasks import (
-    EXACT,
-    NEAR,
-    SLICE_SCHEMA,
     Settings,
     ShardRows,
     one_blas_thread,
     read_shard,
     reducer_of_leaf,
-    slice_path,
     tree_path,
 )
 
@@ -92,15 +87,11 @@ def _by_leaf(
     """The rows once per leaf they visit (key, shard, leaf, home, embedding), in reducer order."""
     margin = tree.margin_for(task.settings.threshold)
     placed, capped = [], 0
-    for start in range(0, len(rows.numbers), ASSIGN_BATCH):
+    for start in range(0, max(1, len(rows.numbers)), ASSIGN_BATCH):  # once at least: arrays of the right type
         part = tree.assign(built, rows.emb[start : start + ASSIGN_BATCH], margin, task.settings.max_leaves)
         placed.append((part.row + start, part.leaf, part.home))
         capped += part.capped
-    row, leaf, home = (
-        (np.concatenate(c) for c in zip(*placed, strict=True))
-        if placed
-        else (np.zeros(0, np.int64),) * 2 + (np.zeros(0, bool),)
-    )
+    row, leaf, home = (np.concatenate(c) for c in zip(*placed, strict=True))
     order = np.lexsort((row, leaf))
     row, leaf, home = row[order], leaf[order], home[order]
     table = pa.table(
@@ -110,7 +101,7 @@ def _by_leaf(
             "shard": pa.array(shard[row]),
             "leaf": pa.array(leaf.astype(np.int64)),
             "home": pa.array(home),
-            "emb": _emb_column(rows.emb[row], rows.emb.shape[1] if rows.emb.ndim == 2 else 0),
+            "emb": _emb_column(rows.emb[row], rows.emb.shape[1]),
         }
     )
     return (table, reducer_of_leaf(built, task.reducers)[leaf]), capped
@@ -252,51 +243,3 @@ def _members(table: pa.Table, numbers: np.ndarray, a: np.ndarray, b: np.ndarray,
         },
         schema=EDGE_SCHEMA,
     )
-
-
-@dataclass(frozen=True)
-class GroupTask:
-    """Join every reducer's edges into dataset-wide groups; write one slice per clip shard."""
-
-    settings: Settings
-    reducers: int
-    shards: tuple[int, ...]
-
-    @property
-    def marker(self) -> str:
-        """Done marker: {"rows" (in a group of two or more), "groups", "exact", "near"}."""
-        return ofs.join(self.settings.scratch, "group", "group.json")
-
-
-def group_rows(task: GroupTask) -> None:
-    """Write every shard's slice (key, dup_group, method), then the marker."""
-    parts = [ofs.read_parquet(_name("reduce", task.settings, r, ".parquet")) for r in range(task.reducers)]
-    edges = pa.concat_tables(parts).combine_chunks() if parts else EDGE_SCHEMA.empty_table()
-    numbers = edges["key_int"].to_numpy()
-    nodes, first = np.unique(numbers, return_index=True)
-    label = pairs.components(
-        len(nodes), np.searchsorted(nodes, numbers), np.searchsorted(nodes, edges["root_int"].to_numpy())
-    )
-    exact = np.zeros(len(nodes), dtype=bool)
-    exact[np.searchsorted(nodes, numbers[edges["exact"].to_numpy(zero_copy_only=False)])] = True
-    keys = edges["key"].take(pa.array(first))
-    table = pa.table(
-        {
-            "key": keys,
-            "dup_group": keys.take(pa.array(label)),
-            "method": pa.array(np.where(exact, EXACT, NEAR)),
-        },
-        schema=SLICE_SCHEMA,
-    )
-    shard = edges["shard"].to_numpy()[first]
-    order = np.argsort(shard, kind="stable")
-    table, shard = table.take(pa.array(order)), shard[order]
-    for index in task.shards:
-        low, high = np.searchsorted(shard, [index, index + 1])
-        commit.write_parquet_atomic(table.slice(low, high - low), slice_path(task.settings.out, index))
-    record = {
-        "rows": len(nodes),
-        "groups": int((label == np.arange(len(nodes))).sum()),
-        "exact": int(exact.sum()),
-    }
-    shuffle.write_marker(task.marker, record | {"near": len(nodes) - int(exact.sum())})
