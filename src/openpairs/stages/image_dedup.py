@@ -41,7 +41,7 @@ class ImageDedupConfig:
     branching: int = 16  # children per tree node: distances computed per level of the descent
     max_leaves: int = 2  # leaves an embedding visits at most (home included); rows cut are counted
     sample_per_leaf: int = 32  # sample points per leaf when the tree is trained
-    max_sample: int = 400_000  # rows in the training sample at most (the train task's memory)
+    max_sample: int = 200_000  # rows in the training sample at most (the sample and train tasks' memory)
     max_leaf_rows: int = 4_096  # a reducer splits a leaf larger than this
     rows_per_task: int = 250_000  # rows a map or reduce task holds
     seed: int = 0

@@ -103,26 +103,49 @@ class SampleTask:
         return ofs.join(self.settings.scratch, "sample", f"{commit.shard_name(self.index)}.json")
 
 
-Sample = tuple[np.ndarray, np.ndarray, np.ndarray]  # hash high words, low words, float16 embeddings
+class Bottom:
+    """The `size` rows with the smallest 128-bit hashes seen so far, in memory for at most 1.25 x `size`:
+    once full, a row whose high word exceeds the largest kept one is not even held."""
 
+    def __init__(self, size: int) -> None:
+        self.size, self.held = size, 0
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.cut: np.uint64 | None = None
 
-def merge_bottom(kept: Sample | None, new: Sample, size: int) -> Sample:
-    """The `size` rows of `kept` and `new` with the smallest 128-bit hashes, in hash order."""
-    hi, lo, emb = new if kept is None else tuple(np.concatenate(p) for p in zip(kept, new, strict=True))
-    order = np.lexsort((lo, hi))[:size]
-    return hi[order], lo[order], emb[order]
+    def add(self, hi: np.ndarray, lo: np.ndarray, emb: np.ndarray) -> None:
+        """Offer rows (hash words and float16 embeddings)."""
+        if self.cut is not None:
+            inside = hi <= self.cut
+            hi, lo, emb = hi[inside], lo[inside], emb[inside]
+        self.parts.append((hi, lo, np.asarray(emb, dtype=np.float16)))
+        self.held += len(hi)
+        if self.held > self.size + max(1, self.size // 4):
+            self._trim()
+
+    def _trim(self) -> None:
+        hi, lo, emb = (np.concatenate(column) for column in zip(*self.parts, strict=True))
+        order = np.lexsort((lo, hi))[: self.size]
+        self.parts, self.held = [(hi[order], lo[order], emb[order])], len(order)
+        if self.held == self.size:
+            self.cut = hi[order[-1]]
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kept rows in hash order (empty arrays when none was offered)."""
+        if not self.parts:
+            return np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros((0, 0), np.float16)
+        self._trim()
+        return self.parts[0]
 
 
 def sample_rows(task: SampleTask) -> None:
     """Write the task's bottom-`size` sample, then the marker with its row counts."""
-    kept: Sample | None = None
-    counts = []
+    kept, counts = Bottom(task.size), []
     for shard in task.shards:
         rows = read_shard(task.settings.out, shard)
         counts.append(len(rows.numbers))
-        kept = merge_bottom(kept, (*_hash_order(rows.keys), rows.emb), task.size)
-    hi, lo, emb = kept if kept is not None else (np.zeros(0, np.uint64),) * 2 + (np.zeros((0, 0)),)
-    _save_npz(task.output, hi=hi, lo=lo, emb=emb.astype(np.float16))
+        kept.add(*_hash_order(rows.keys), rows.emb)
+    hi, lo, emb = kept.rows()
+    _save_npz(task.output, hi=hi, lo=lo, emb=emb)
     shuffle.write_marker(task.marker, {"rows": counts})
 
 
@@ -156,17 +179,18 @@ class TrainTask:
 
 def train_tree(task: TrainTask) -> None:
     """Write the tree built from the merged sample, then the marker."""
-    kept: Sample | None = None
+    kept = Bottom(task.size)
     for path in task.samples:
         with np.load(io.BytesIO(ofs.read_bytes(path))) as part:
             if len(part["hi"]):
-                kept = merge_bottom(kept, (part["hi"], part["lo"], part["emb"]), task.size)
-    if kept is None:
+                kept.add(part["hi"], part["lo"], part["emb"])
+    hi, _, emb = kept.rows()
+    if not len(hi):
         raise ValueError("image dedup: no embedding to sample")
     with one_blas_thread():
-        built = tree.build_tree(kept[2].astype(np.float32), task.leaf_points, task.branching, task.seed)
+        built = tree.build_tree(emb.astype(np.float32), task.leaf_points, task.branching, task.seed)
     commit.write_bytes_atomic(task.output, built.to_bytes())
-    shuffle.write_marker(task.marker, {"sample": len(kept[0]), "leaves": built.leaves})
+    shuffle.write_marker(task.marker, {"sample": len(hi), "leaves": built.leaves})
 
 
 def reducer_of_leaf(built: tree.Tree, reducers: int) -> np.ndarray:
