@@ -5,6 +5,10 @@
   python benchmarks/scale.py dedup [--sizes 5,20,50] [--workers 2] [--rows-per-task 500000]
       dedup on seeded candidates: µs per row, peak RSS of every process, checked against a plain
       whole-table dedup (benchmarks/scale_dedup.py)
+  python benchmarks/scale.py imgdedup [--sizes 1,5] [--workers 2] [--rows-per-task 250000]
+      image dedup on seeded clustered 512-d float16 clip shards with planted duplicates: µs per
+      embedding, peak RSS of every process, share of planted duplicates found
+      (benchmarks/scale_imgdedup.py)
   python benchmarks/scale.py extract [--replicas 600,6000]
       `openpairs extract` peak RSS, with and without dedup, on the bench WAT and a 10x larger one
   python benchmarks/scale.py outputs SOURCE [--copies 1000]
@@ -25,6 +29,7 @@ SCRIPTS = {
     "executor": ("scale_executor.py", []),
     "dedup": ("scale_dedup.py", ["dedup"]),
     "extract": ("scale_dedup.py", ["extract"]),
+    "imgdedup": ("scale_imgdedup.py", []),
     "outputs": ("outputs_scale.py", []),
 }
 

@@ -30,7 +30,8 @@ def test_clip_cli_runs_resumes_and_records_config(tmp_path: Path, tiny_ckpt: str
         and "no LAION head fits openpairs-tiny-random (64-d): punsafe and aesthetic are null" in output
     )
     assert "2 rows in, 1 kept" in output and "missing_image" in output
-    assert (tmp_path / "clip" / "dup_groups.parquet").exists()
+    assert "image dedup: 1 images, 0 groups" in output
+    assert (tmp_path / "clip" / "dup_groups" / "00000.parquet").exists()
     clip_section = json.loads((tmp_path / "config.json").read_text())["clip"]
     assert clip_section["model"] == TINY_MODEL and clip_section["checkpoint"] == tiny_ckpt
     code, output = _invoke(str(tmp_path), *args)

@@ -13,12 +13,13 @@ from openpairs.cli import app
 from openpairs.executors import ExecutorConfig
 from openpairs.presets import stage_config
 from openpairs.stages.clip import output_schema
-from openpairs.stages.clip_dedup import component_roots, dup_groups, global_dup_groups
+from openpairs.stages.clip_dedup import component_roots, dup_groups
 from openpairs.stages.filter import FilterConfig, run_filter
+from openpairs.stages.image_dedup import ImageDedupConfig, run_image_dedup
 from tests.fixtures.tiny_clip import Sample, write_download_shard
 
 LOCAL = ExecutorConfig(kind="local", workers=1)
-# (language, clip status, similarity, punsafe, pwatermark, dup_group index)
+# (language, clip status, similarity, punsafe, pwatermark, image: rows with the same image are duplicates)
 ROWS = [
     ("en", "ok", 0.29, 0.1, 0.1, 0),  # below 0.3, above 0.28
     ("en", "ok", 0.31, 0.9, 0.1, 1),  # unsafe when --max-punsafe 0.5
@@ -33,13 +34,15 @@ def _dataset(out: Path) -> list[str]:
     samples = [Sample("c", language=lang) for lang, *_ in ROWS] + [Sample("gone", status="http_404")]
     keys = write_download_shard(out, 0, samples)
     columns: dict[str, list[object]] = {name: [] for name in output_schema().names}
-    for key, (_, status, sim, punsafe, wm, group) in zip(keys, ROWS, strict=False):
+    for key, (_, status, sim, punsafe, wm, _) in zip(keys, ROWS, strict=False):
         values = {"key": key, "similarity": sim, "punsafe": punsafe, "nsfw": "UNLIKELY", "pwatermark": wm}
-        values |= {"aesthetic": 5.0, "status": status, "phash": None, "dup_group": keys[group]}
+        values |= {"aesthetic": 5.0, "status": status, "phash": None}
         for name in columns:
             columns[name].append(values[name])
-    (out / "clip").mkdir()
+    (out / "clip" / "img_emb").mkdir(parents=True)
     pq.write_table(pa.table(columns, schema=output_schema()), out / "clip" / "00000.parquet")
+    images = np.eye(8, dtype=np.float16)[[image for *_, image in ROWS]]
+    np.save(out / "clip" / "img_emb" / "00000.npy", images)
     return keys
 
 
@@ -59,6 +62,9 @@ def test_filter_presets_and_rerun_with_other_thresholds(tmp_path: Path) -> None:
     assert again.skipped == 0  # recomputed, not skipped as done
     assert _statuses(tmp_path)[:4] == ["ok", "ok", "ok", "below_similarity"]
     strict = FilterConfig(0.28, 0.26, max_punsafe=0.5, max_pwatermark=0.5, drop_duplicates=True)
+    ungrouped = run_filter(str(tmp_path), strict, ExecutorConfig(kind="local", workers=1, retries=0))
+    assert not ungrouped.ok and "needs the image dedup groups" in ungrouped.failed[0]["error"]
+    run_image_dedup(str(tmp_path), ImageDedupConfig(), LOCAL)  # rows 1 and 4: one image
     third = run_filter(str(tmp_path), strict, LOCAL)
     assert _statuses(tmp_path)[:5] == ["ok", "unsafe", "watermark", "below_similarity", "near_duplicate"]
     assert third.total.counters["punsafe_missing"] == 1  # row 4: a null punsafe passes, counted
@@ -91,20 +97,3 @@ def test_near_duplicate_components_on_synthetic_embeddings() -> None:
     keys = ["a", "b", "c", "d", "e"]
     has = np.array([True, True, True, False, True])
     assert dup_groups(keys, emb, has, 0.95) == ["a", "b", "a", None, "b"]
-
-
-def test_global_dup_groups_span_shards(tmp_path: Path) -> None:
-    vec = np.eye(4, dtype=np.float16)
-    for index, (keys, rows) in enumerate([(["k0", "k1"], [0, 1]), (["k2", "k3"], [1, 2])]):
-        (tmp_path / "clip" / "img_emb").mkdir(parents=True, exist_ok=True)
-        np.save(tmp_path / "clip" / "img_emb" / f"{index:05d}.npy", vec[rows])
-        table = pa.table({"key": keys, "dup_group": keys})
-        pq.write_table(table, tmp_path / "clip" / f"{index:05d}.parquet")
-    assert global_dup_groups(str(tmp_path), 0.95) == 4
-    groups = pq.read_table(tmp_path / "clip" / "dup_groups.parquet").to_pydict()
-    assert dict(zip(groups["key"], groups["dup_group"], strict=True)) == {
-        "k0": "k0",
-        "k1": "k1",
-        "k2": "k1",
-        "k3": "k3",
-    }

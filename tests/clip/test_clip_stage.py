@@ -13,6 +13,7 @@ from PIL import Image
 
 from openpairs.executors import ExecutorConfig
 from openpairs.stages.clip import ClipConfig, preload, run_shard, shard_tasks
+from openpairs.stages.image_dedup import ImageDedupConfig, run_image_dedup
 from openpairs.stages.runner import run_stage
 from tests.fixtures.tiny_clip import Sample, jpeg, write_download_shard
 
@@ -96,7 +97,10 @@ def test_clip_stage_resumes_and_annotates_dedup(tmp_path: Path, tiny_config: Cli
     table = pq.read_table(tmp_path / "clip" / "00000.parquet").to_pydict()
     assert all(isinstance(h, str) and len(h) == 16 for h in table["phash"])
     assert table["phash"][2] == table["phash"][0]  # the same image bytes: the same pHash
-    assert table["dup_group"][2] == table["key"][0]  # ...and the same near-duplicate group
+    run_image_dedup(str(tmp_path), ImageDedupConfig(), LOCAL)
+    groups = pq.read_table(tmp_path / "clip" / "dup_groups" / "00000.parquet").to_pydict()
+    group_of = dict(zip(groups["key"], groups["dup_group"], strict=True))
+    assert group_of[table["key"][2]] == group_of[table["key"][0]] == table["key"][0]  # ...one image group
 
 
 def test_truncated_tar_counts_the_lost_images(tmp_path: Path, tiny_config: ClipConfig) -> None:

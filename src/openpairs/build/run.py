@@ -109,9 +109,9 @@ def _clip(
     stage = run_stage(clip.run_shard, config.clip, tasks, executor, bar, config.clip.resources())
     result.record("clip", stage)
     if config.clip.image_dedup and stage.ok:
-        from openpairs.stages.clip_dedup import global_dup_groups
+        from openpairs.stages.image_dedup import ImageDedupConfig, run_image_dedup
 
-        global_dup_groups(out, config.clip.dedup_threshold)
+        run_image_dedup(out, ImageDedupConfig(threshold=config.clip.dedup_threshold), executor)
 
 
 def _filter(

@@ -46,7 +46,10 @@ HeadsOpt = Annotated[
     ),
 ]
 DedupOpt = Annotated[
-    bool, typer.Option("--image-dedup", help="pHash + near-duplicate groups (cosine >= 0.95)")
+    bool,
+    typer.Option(
+        "--image-dedup", help="pHash + dataset-wide duplicate image groups (same sha256, or cosine >= 0.95)"
+    ),
 ]
 TextEncoderOpt = Annotated[
     str | None, typer.Option("--text-encoder", help="clip or multilingual [default: from the preset]")
@@ -183,10 +186,10 @@ def _execute(out: str, config: Any, models: Any, executor: Any) -> None:
     with stage_progress("clip") as progress:
         result = run_stage(run_shard, config, tasks, executor, progress, config.resources())
     if config.image_dedup and result.ok:
-        from openpairs.stages.clip_dedup import global_dup_groups
+        from openpairs.stages.image_dedup import ImageDedupConfig, describe, run_image_dedup
 
-        rows = global_dup_groups(out, config.dedup_threshold)
-        console.print(f"image dedup: dataset-wide groups of {rows:,} images in {out}/clip/dup_groups.parquet")
+        stats = run_image_dedup(out, ImageDedupConfig(threshold=config.dedup_threshold), executor)
+        console.print(f"image dedup: {describe(stats)} in {out}/clip/dup_groups/")
     print_result("clip", result)
     if not result.ok:
         raise typer.Exit(code=1)

@@ -26,6 +26,8 @@ POINTS = (
     "download.commit",  # a shard's tar committed, its parquet and stats not
     "clip.shard",  # a shard's first batch embedded, nothing of it written
     "clip.commit",  # a shard's embeddings committed, its parquet and stats not
+    "image_dedup.map",  # an image dedup map task's rows assigned to leaves, its files not written
+    "image_dedup.reduce",  # an image dedup reduce task's edges found, not written
     "filter.shard",  # a filter shard computed, not written
     "export.part",  # export parts up to INDEX written, the rest and the manifest not
     "index.add",  # the index trained, vectors being added, nothing written

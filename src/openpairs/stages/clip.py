@@ -27,7 +27,6 @@ from openpairs.models.heads import HEADS_MODES
 from openpairs.models.multilingual import MULTILINGUAL_MODEL
 from openpairs.models.nsfw_tags import NEUTRAL_PROMPTS, SEXUAL_PROMPTS, tag_nsfw
 from openpairs.stages import clip_io
-from openpairs.stages.clip_dedup import dup_groups
 from openpairs.stages.clip_gpu import batch_decoder, check_decoder
 from openpairs.stages.clip_models import WorkerModels, load_count, local_path, worker_models
 from openpairs.stages.runner import ShardTask
@@ -94,10 +93,11 @@ class ClipConfig:
 
 
 def output_schema() -> Any:
-    """The clip parquet schema: the contract columns plus status, phash and dup_group."""
+    """The clip parquet schema: the contract columns plus status and phash (image dedup's groups are
+    dataset-wide: clip/dup_groups/, stages/image_dedup.py)."""
     import pyarrow as pa
 
-    extra = [("status", pa.string()), ("phash", pa.string()), ("dup_group", pa.string())]
+    extra = [("status", pa.string()), ("phash", pa.string())]
     return pa.schema(list(CLIP_SCHEMA) + [pa.field(n, t) for n, t in extra])
 
 
@@ -260,11 +260,6 @@ def _annotate(
     # The heads score the image embeddings as written (float16), as LAION scored its released ones: the NSFW
     # detector's categorical dims hold float16 values, and anyone can recompute the scores from img_emb/.
     stored = images.emb.astype(np.float16).astype(np.float32)
-    groups = (
-        dup_groups(rows.keys, images.emb, images.has_image, config.dedup_threshold)
-        if config.image_dedup
-        else None
-    )
     columns = {
         "key": pa.array(rows.keys, pa.string()),
         "similarity": pa.array(similarity, pa.float64()),
@@ -276,7 +271,6 @@ def _annotate(
         "aesthetic": _head_column(models.heads.aesthetic, stored, null),
         "status": pa.array(statuses, pa.string()),
         "phash": pa.array(images.phash if config.image_dedup else [None] * len(rows.keys), pa.string()),
-        "dup_group": pa.array(groups if groups is not None else [None] * len(rows.keys), pa.string()),
     }
     return pa.table(columns, schema=output_schema())
 

@@ -1,7 +1,8 @@
-"""Near-duplicate image groups by embedding cosine (>= threshold), within a shard and across the dataset.
+"""The all-pairs reference for image dedup: groups by embedding cosine (>= threshold), quadratic in rows.
 
 A group is a connected component of the graph "cosine >= threshold"; its id is the key of its first
-member (row order, then shard order), so the first member of each group is the one a filter keeps.
+member (row order). The pipeline uses stages/image_dedup.py (linear time); tests and benchmarks check
+its groups against this one where all pairs can be compared.
 """
 
 from __future__ import annotations
@@ -53,32 +54,3 @@ def dup_groups(
     for position, root in zip(index.tolist(), roots.tolist(), strict=True):
         groups[position] = keys[index[root]]
     return groups
-
-
-def global_dup_groups(out: str, threshold: float) -> int:
-    """Dataset-wide groups over all clip shards -> clip/dup_groups.parquet (key, dup_group); returns rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from openpairs.io import commit
-    from openpairs.io import fs as ofs
-
-    clip_dir = ofs.join(out, "clip")
-    keys: list[str] = []
-    parts: list[np.ndarray] = []
-    for path in ofs.list_files(clip_dir, ".parquet"):
-        name = path.rsplit("/", 1)[-1].removesuffix(".parquet")
-        if not name.isdigit():
-            continue
-        with ofs.open_file(path, "rb") as handle:
-            table = pq.read_table(handle, columns=["key", "dup_group"])
-        with ofs.open_file(ofs.join(clip_dir, "img_emb", f"{name}.npy"), "rb") as handle:
-            emb = np.load(handle)
-        has = np.array([g is not None for g in table.column("dup_group").to_pylist()], dtype=bool)
-        keys.extend(str(k) for k, h in zip(table.column("key").to_pylist(), has, strict=True) if h)
-        parts.append(emb[has].astype(np.float32))
-    emb_all = np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)
-    groups = dup_groups(keys, emb_all, np.ones(len(keys), dtype=bool), threshold)
-    table = pa.table({"key": pa.array(keys, pa.string()), "dup_group": pa.array(groups, pa.string())})
-    commit.write_parquet_atomic(table, ofs.join(clip_dir, "dup_groups.parquet"))
-    return len(keys)

@@ -66,9 +66,9 @@ def run_dedup(config: DedupConfig, out: str, executor: ExecutorConfig | None = N
     if ofs.exists(done):
         previous = json.loads(ofs.read_text(done))
         if previous.get("sources") == names:
-            _clear_scratch(out)  # a run killed after its record, before its cleanup
+            clear_scratch(out)  # a run killed after its record, before its cleanup
             return ShardStats.from_dict(previous["stats"])
-        _clear(ofs.join(out, STAGE))
+        clear_folder(ofs.join(out, STAGE))
     started = time.perf_counter()
     plan = _pinned_plan(config, out, names)
     runner = make_executor(executor or ExecutorConfig(workers=1))
@@ -79,16 +79,16 @@ def run_dedup(config: DedupConfig, out: str, executor: ExecutorConfig | None = N
     stats.time("dedup", time.perf_counter() - started)
     record = {"sources": names, "stats": stats.to_dict()}
     commit.write_bytes_atomic(done, json.dumps(record, indent=1).encode("utf-8"))
-    _clear_scratch(out)
+    clear_scratch(out)
     return stats
 
 
-def _clear_scratch(out: str) -> None:
-    """Remove this step's scratch folder, and the scratch root when nothing else uses it."""
-    _clear(ofs.join(out, SCRATCH))
-    root = ofs.join(out, SCRATCH.split("/")[0])
+def clear_scratch(out: str, scratch: str = SCRATCH) -> None:
+    """Remove a global step's scratch folder, and the scratch root when nothing else uses it."""
+    clear_folder(ofs.join(out, scratch))
+    root = ofs.join(out, scratch.split("/")[0])
     if ofs.exists(root) and not ofs.list_files(root):
-        _clear(root)
+        clear_folder(root)
 
 
 def _pinned_plan(config: DedupConfig, out: str, names: list[str]) -> dict[str, Any]:
@@ -101,17 +101,17 @@ def _pinned_plan(config: DedupConfig, out: str, names: list[str]) -> dict[str, A
         plan: dict[str, Any] = json.loads(ofs.read_text(pinned))
         if plan["sources"] == names and plan["settings"] == settings:
             return plan
-        _clear(scratch)
-    _clear(ofs.join(out, STAGE))
+        clear_folder(scratch)
+    clear_folder(ofs.join(out, STAGE))
     base = history.current(config.history, config.dedup) if config.history else None
     if base is not None:
-        _clear(base.next(1).folder)  # what a killed run under another plan may have left
+        clear_folder(base.next(1).folder)  # what a killed run under another plan may have left
     plan = {"sources": names, "settings": settings, "history": asdict(base) if base else None}
     commit.write_bytes_atomic(pinned, json.dumps(plan, indent=1).encode("utf-8"))
     return plan
 
 
-def _clear(directory: str) -> None:
+def clear_folder(directory: str) -> None:
     """Remove a folder of the output store (scratch, or outputs of an earlier dedup)."""
     fs, path = ofs.filesystem(directory)
     if fs.exists(path):

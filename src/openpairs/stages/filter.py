@@ -4,8 +4,9 @@ Reads `shards/<i>.parquet` (all candidates, with `language`) and `clip/<i>.parqu
 `filter/<i>.parquet` (key, status, language, similarity, punsafe, pwatermark) and, beside it, the shard's
 report aggregates `filter/<i>_aggregates.json` (report.aggregates). Status is the first failing
 rule in this order: not_downloaded, the clip status (missing_image, decode_error, empty_caption),
-below_similarity, unsafe, watermark, near_duplicate; else ok. It is cheap, so every run recomputes all
-shards (no resume-skip).
+below_similarity, unsafe, watermark, near_duplicate; else ok. With `drop_duplicates`, a shard reads only
+its own slice of the dataset-wide image groups (`clip/dup_groups/<i>.parquet`, stages/image_dedup.py) and
+keeps the smallest key of each group. It is cheap, so every run recomputes all shards (no resume-skip).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from openpairs.core.status import Status
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.report.aggregates import samples_table, shard_aggregates, write_aggregates
+from openpairs.stages.image_dedup import done_record
+from openpairs.stages.image_dedup_tasks import slice_path
 from openpairs.stages.runner import Progress, ShardTask, StageResult, run_stage
 
 STAGE = "filter"
-GLOBAL_DUP_GROUPS = "dup_groups.parquet"
 _FIELDS: list[tuple[str, pa.DataType]] = [
     ("key", pa.string()),
     ("status", pa.string()),
@@ -49,19 +51,18 @@ class FilterConfig:
     english_codes: tuple[str, ...] = ("en",)
     max_punsafe: float | None = None  # drop punsafe > this (null punsafe passes, counted)
     max_pwatermark: float | None = None  # drop pwatermark > this (null passes, counted)
-    drop_duplicates: bool = False  # keep only the first member of each near-duplicate group
+    drop_duplicates: bool = False  # keep only the smallest key of each image dedup group
 
 
 def shard_tasks(out: str) -> list[ShardTask]:
-    """One task per download shard: inputs (download parquet, clip parquet, optional global dup groups)."""
-    groups = ofs.join(out, "clip", GLOBAL_DUP_GROUPS)
-    extra = (groups,) if ofs.exists(groups) else ()
+    """One task per download shard: inputs (download parquet, clip parquet, its image dedup slice)."""
     tasks = []
     for path in ofs.list_files(ofs.join(out, "shards"), ".parquet"):
         stem = path.rsplit("/", 1)[-1].removesuffix(".parquet")
         if stem.isdigit():
             clip = ofs.join(out, "clip", f"{stem}.parquet")
-            tasks.append(ShardTask(stage=STAGE, index=int(stem), inputs=(path, clip, *extra), out=out))
+            groups = slice_path(out, int(stem))
+            tasks.append(ShardTask(stage=STAGE, index=int(stem), inputs=(path, clip, groups), out=out))
     return tasks
 
 
@@ -81,7 +82,7 @@ def run_shard(config: FilterConfig, task: ShardTask) -> ShardStats:
     down_table, clip_table = _read(down_path), _read(clip_path)
     down = down_table.to_pydict()
     clip = {row["key"]: row for row in clip_table.to_pylist()}
-    groups = _global_groups(task.inputs[2]) if len(task.inputs) > 2 else None
+    groups = _slice_groups(task.inputs[2], task.out) if config.drop_duplicates else None
     out: dict[str, list[Any]] = {name: [] for name in OUTPUT_SCHEMA.names}
     for key, language in zip(down["key"], down.get("language", [""] * len(down["key"])), strict=True):
         row = clip.get(key)
@@ -99,7 +100,13 @@ def run_shard(config: FilterConfig, task: ShardTask) -> ShardStats:
     return stats
 
 
-def _global_groups(path: str) -> dict[str, str]:
+def _slice_groups(path: str, out: str) -> dict[str, str]:
+    """This shard's rows that have an image duplicate, with their group (its smallest key)."""
+    if not ofs.exists(done_record(out)) or not ofs.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing: drop_duplicates needs the image dedup groups "
+            "(`openpairs clip --image-dedup`, or a build with image_dedup)"
+        )
     table = _read(path, ["key", "dup_group"])
     return dict(zip(table.column("key").to_pylist(), table.column("dup_group").to_pylist(), strict=True))
 
@@ -125,12 +132,8 @@ def _decide(
         row.get("pwatermark"), config.max_pwatermark, "pwatermark", stats
     ):
         return Status.WATERMARK
-    if config.drop_duplicates:
-        group = groups.get(row["key"]) if groups is not None else row.get("dup_group")
-        if group is None:
-            stats.bump("dup_group_missing")
-        elif group != row["key"]:
-            return Status.NEAR_DUPLICATE
+    if groups is not None and groups.get(row["key"], row["key"]) != row["key"]:
+        return Status.NEAR_DUPLICATE
     return Status.OK
 
 
