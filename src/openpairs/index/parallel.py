@@ -20,7 +20,7 @@ import numpy as np
 
 from openpairs.core import crashpoints
 from openpairs.executors import ExecutorConfig, make_executor
-from openpairs.index.shardset import read_mapped
+from openpairs.index.shardset import omp_threads, read_mapped
 from openpairs.index.sources import EmbeddingStore
 from openpairs.index.tune import ZERO_NORM
 
@@ -53,8 +53,12 @@ def id_ranges(count: int, shards: int) -> list[tuple[int, int]]:
 
 def add_shard(task: AddTask) -> int:
     """Run one add task; returns how many non-zero vectors it indexed."""
-    if task.threads > 0:
-        faiss.omp_set_num_threads(task.threads)
+    with omp_threads(task.threads):
+        return _add_range(task)
+
+
+def _add_range(task: AddTask) -> int:
+    """Add the task's id range to a copy of the trained index and write it atomically."""
     store = EmbeddingStore(list(task.files))
     index = faiss.read_index(task.trained)
     added = 0

@@ -54,7 +54,7 @@ class SearchIndex:
         self.indexes: dict[str, ShardSet] = {}
         self.stores: dict[str, EmbeddingStore | None] = {}
         for modality, entry in self.manifest["indices"].items():
-            index = ShardSet.read(directory, entry.get("shards") or [entry["file"]])
+            index = ShardSet.read(directory, entry)
             index.set_param(entry.get("param"), entry.get("value") or 0)
             self.indexes[modality] = index
             self.stores[modality] = self._store(entry)

@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
 
 import faiss
 import numpy as np
 
 REFINE_K_FACTOR = 4
 # Served indexes are memory-mapped: their lists and codes stay in the page cache, not in the process.
-READ_FLAGS = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY | faiss.IO_FLAG_ONDISK_SAME_DIR
+READ_FLAGS = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+# On-disk inverted lists are always mapped (IO_FLAG_MMAP on them crashes faiss 1.15); found beside the file.
+ON_DISK_FLAGS = faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY
 
 
-def read_mapped(path: str) -> faiss.Index:
-    """A built index file, memory-mapped (on-disk inverted lists are found beside it)."""
-    return faiss.read_index(path, READ_FLAGS)
+@contextmanager
+def omp_threads(count: int) -> Iterator[None]:
+    """faiss's OpenMP thread count set to `count` (0: left as is) inside the block, restored after."""
+    before = faiss.omp_get_max_threads()
+    if count > 0:
+        faiss.omp_set_num_threads(count)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def read_mapped(path: str, on_disk: bool = False) -> faiss.Index:
+    """A built index file, memory-mapped; `on_disk`: its inverted lists are a data file beside it."""
+    return faiss.read_index(path, ON_DISK_FLAGS if on_disk else READ_FLAGS)
 
 
 def set_param(index: faiss.Index, name: str | None, value: int) -> None:
@@ -46,9 +63,10 @@ class ShardSet:
         self._pool = ThreadPoolExecutor(len(indexes)) if len(indexes) > 1 else None
 
     @classmethod
-    def read(cls, directory: str, files: list[str]) -> ShardSet:
-        """The index files (relative to `directory`), memory-mapped."""
-        return cls([read_mapped(os.path.join(directory, f)) for f in files])
+    def read(cls, directory: str, entry: dict[str, Any]) -> ShardSet:
+        """The index files of an index.json entry (relative to `directory`), memory-mapped."""
+        files = entry.get("shards") or [entry["file"]]
+        return cls([read_mapped(os.path.join(directory, f), "data" in entry) for f in files])
 
     @property
     def ntotal(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from openpairs.index.shardset import ShardSet
+from openpairs.index.shardset import ShardSet, omp_threads
 from openpairs.index.sources import EmbeddingStore
 
 SWEEPS = {
@@ -130,13 +130,9 @@ def tune(
 def latency_ms(index: ShardSet, queries: np.ndarray, k: int = 10, repeat: int = 200) -> dict[str, float]:
     """p50 / p99 of single-query search latency in milliseconds, one faiss thread per shard."""
     times = []
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # as `serve` runs: one thread per query, concurrency across requests
-    try:
+    with omp_threads(1):  # as `serve` runs: one thread per query, concurrency across requests
         for i in range(min(repeat, len(queries))):
             started = time.perf_counter()
             index.search(queries[i : i + 1], k)
             times.append((time.perf_counter() - started) * 1000)
-    finally:
-        faiss.omp_set_num_threads(threads)
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
