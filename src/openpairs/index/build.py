@@ -91,9 +91,9 @@ def new_index(dim: int, factory: str) -> faiss.Index:
     """
     index = faiss.index_factory(dim, with_ids(factory), faiss.METRIC_INNER_PRODUCT)
     ivf = faiss.try_extract_index_ivf(index)
-    ivf = faiss.downcast_index(ivf) if ivf is not None else None
-    if isinstance(ivf, faiss.IndexIVFPQ):
-        ivf.do_polysemous_training = False
+    concrete = faiss.downcast_index(ivf) if ivf is not None else None
+    if isinstance(concrete, faiss.IndexIVFPQ):
+        concrete.do_polysemous_training = False  # type: ignore[attr-defined]  # missing from the stubs
     return index
 
 
@@ -121,8 +121,9 @@ def build_parts(
     trained = train_once(parts, lambda: trained_index(store, choice, progress, config.seed))
     workers = min(config.executor.worker_count(), len(ranges))
     threads = config.threads or max(1, (os.cpu_count() or 1) // workers)
+    files = tuple(os.path.abspath(f) if is_local(f) else f for f in store.files)  # workers' cwd differs
     tasks = [
-        AddTask(tuple(store.files), lo, hi, trained, os.path.join(parts, f"shard-{n:05d}.index"), n, threads)
+        AddTask(files, lo, hi, trained, os.path.join(parts, f"shard-{n:05d}.index"), n, threads)
         for n, (lo, hi) in enumerate(ranges)
     ]
     progress("add", 0, store.count)
@@ -171,7 +172,7 @@ def build_one(
     """Build, publish and tune one modality's index; returns its index.json entry."""
     choice = choice_for(store, config)
     started = time.perf_counter()
-    parts = os.path.join(out, f"{modality}.parts")
+    parts = os.path.abspath(os.path.join(out, f"{modality}.parts"))
     trained, shards, added, reused = build_parts(store, choice, parts, config, progress)
     files = publish(out, modality, trained, shards, config.layout)
     build_seconds = time.perf_counter() - started
