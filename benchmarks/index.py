@@ -121,24 +121,34 @@ def measure(index: Any, queries: np.ndarray, truth: np.ndarray) -> dict[str, flo
 
 # Runs in a fresh process: load the index as `serve` does, search every query, report RSS (bytes).
 SERVE_PROBE = r"""
-import json, sys, time, resource
+import json, sys, time
 import numpy as np, faiss
 from openpairs.index.search import Filters, SearchIndex
 out, root = sys.argv[1], sys.argv[2]
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
+def memory():  # RssAnon: the process's own memory; RssFile: mapped file pages (page cache, shared)
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return {k: int(fields[k].split()[0]) * 1024 for k in ("RssAnon", "RssFile", "VmHWM")}
 searcher = SearchIndex(out)
-loaded = rss()
+loaded = memory()
 faiss.omp_set_num_threads(1)
 queries = np.load(root + "/queries.npy")
 times = []
 for q in queries:
     t = time.perf_counter(); searcher.search(q, "image", 10, Filters(safe=False, dedup=False))
     times.append((time.perf_counter() - t) * 1000)
-print(json.dumps({"serve_rss_loaded": loaded, "serve_rss_after": rss(),
-                  "serve_peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "with_metadata_p50_ms": float(np.percentile(times, 50))}))
+after = memory()
+print(json.dumps({"serve_anon_loaded": loaded["RssAnon"], "serve_file_loaded": loaded["RssFile"],
+                  "serve_anon_after": after["RssAnon"], "serve_file_after": after["RssFile"],
+                  "serve_peak_rss": after["VmHWM"], "with_metadata_p50_ms": float(np.percentile(times, 50))}))
 """
+
+
+def serve_probe(out: Path, root: Path) -> dict[str, Any]:
+    """Load the index in a fresh process as `serve` does, answer every query, report its memory."""
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_PROBE, str(out), str(root)], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def run_openpairs(root: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -174,15 +184,13 @@ def run_openpairs(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     faiss.omp_set_num_threads(1)
     result = measure(searcher.indexes["image"], queries, truth)
     searcher.close()
-    probe = subprocess.run(
-        [sys.executable, "-c", SERVE_PROBE, str(out), str(root)], capture_output=True, text=True, check=True
-    )
+    probe = serve_probe(out, root)
     files = [out / f for f in entry.get("shards") or [entry["file"]]] + (
         [out / entry["data"]] if "data" in entry else []
     )
     return {
         **result,
-        **json.loads(probe.stdout.strip().splitlines()[-1]),
+        **probe,
         "build_s": entry["build_seconds"],
         "total_s": total,
         "builder_peak_rss": builder_rss * 1024,
