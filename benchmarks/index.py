@@ -10,6 +10,11 @@ the same way: recall@10 of the held-out queries, p50/p99 of one-query-at-a-time 
 
     .venv/bin/python benchmarks/index.py --n 1000000        # the full run (~10 min on 2 cores)
     .venv/bin/python benchmarks/index.py --n 100000 --skip-autofaiss   # a quick one
+    .venv/bin/python benchmarks/index.py --n 10000000 --skip-autofaiss --shards 8 --workers 2 \
+        --factory IVF8192,SQfp16 --layout merged --memory-budget 16G     # the 10M run (float16 inputs)
+
+openpairs is also measured as `serve` runs it: a fresh process loads the index (memory-mapped) and answers
+every query; its RSS after loading and after the queries, and the builder's peak RSS, are reported.
 """
 
 from __future__ import annotations
@@ -114,37 +119,89 @@ def measure(index: Any, queries: np.ndarray, truth: np.ndarray) -> dict[str, flo
     return {"recall": recall, **latency_ms(index, queries, K, repeat=len(queries))}
 
 
-def run_openpairs(root: Path, threads: int, budget: str, factory: str | None) -> dict[str, Any]:
-    """Build with openpairs' automatic choice and measure it."""
+# Runs in a fresh process: load the index as `serve` does, search every query, report RSS (bytes).
+SERVE_PROBE = r"""
+import json, sys, time
+import numpy as np, faiss
+from openpairs.index.search import Filters, SearchIndex
+out, root = sys.argv[1], sys.argv[2]
+def memory():  # RssAnon: the process's own memory; RssFile: mapped file pages (page cache, shared)
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return {k: int(fields[k].split()[0]) * 1024 for k in ("RssAnon", "RssFile", "VmHWM")}
+searcher = SearchIndex(out)
+loaded = memory()
+faiss.omp_set_num_threads(1)
+queries = np.load(root + "/queries.npy")
+times = []
+for q in queries:
+    t = time.perf_counter(); searcher.search(q, "image", 10, Filters(safe=False, dedup=False))
+    times.append((time.perf_counter() - t) * 1000)
+after = memory()
+print(json.dumps({"serve_anon_loaded": loaded["RssAnon"], "serve_file_loaded": loaded["RssFile"],
+                  "serve_anon_after": after["RssAnon"], "serve_file_after": after["RssFile"],
+                  "serve_peak_rss": after["VmHWM"], "with_metadata_p50_ms": float(np.percentile(times, 50))}))
+"""
+
+
+def serve_probe(out: Path, root: Path) -> dict[str, Any]:
+    """Load the index in a fresh process as `serve` does, answer every query, report its memory."""
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_PROBE, str(out), str(root)], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def run_openpairs(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Build with openpairs (automatic choice unless --factory), measure it and a `serve`-like process."""
+    import resource
+
     import faiss
 
+    from openpairs.executors import ExecutorConfig
     from openpairs.index.build import IndexConfig, build_index
     from openpairs.index.choose import parse_size
-    from openpairs.index.search import Filters, SearchIndex
+    from openpairs.index.search import SearchIndex
 
     out = root / "openpairs_index"
-    config = IndexConfig(memory_budget=parse_size(budget), threads=threads, factory=factory)
+    config = IndexConfig(
+        memory_budget=parse_size(args.memory_budget),
+        threads=args.threads // max(args.workers, 1) if args.shards > 1 else args.threads,
+        factory=args.factory,
+        shards=args.shards,
+        layout=args.layout,
+        executor=ExecutorConfig(workers=args.workers),
+    )
     started = time.perf_counter()
     manifest = build_index(str(root), str(out), config)
     total = time.perf_counter() - started
+    builder_rss = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
     entry = manifest["indices"]["image"]
     searcher = SearchIndex(str(out))
     queries, truth = np.load(root / "queries.npy"), np.load(root / "truth.npy")
-    result = measure(searcher.indexes["image"], queries, truth)
     faiss.omp_set_num_threads(1)
-    e2e = []
-    for q in queries[:300]:
-        t = time.perf_counter()
-        searcher.search(q, "image", K, Filters(safe=False, dedup=False))
-        e2e.append((time.perf_counter() - t) * 1000)
+    result = measure(searcher.indexes["image"], queries, truth)
+    searcher.close()
+    probe = serve_probe(out, root)
+    files = [out / f for f in entry.get("shards") or [entry["file"]]] + (
+        [out / entry["data"]] if "data" in entry else []
+    )
     return {
         **result,
+        **probe,
         "build_s": entry["build_seconds"],
         "total_s": total,
+        "builder_peak_rss": builder_rss * 1024,
         "index": entry["factory"],
         "param": f"{entry['param']}={entry['value']}",
-        "size_bytes": os.path.getsize(out / entry["file"]),
-        "with_metadata_p50_ms": float(np.percentile(e2e, 50)),
+        "tuned_recall_on_sample": entry["recall_at_10"],
+        "tune_sample": entry["tune_sample"],
+        "size_bytes": sum(os.path.getsize(f) for f in files),
+        "estimated_bytes": entry["memory"],
+        "shards": args.shards,
+        "layout": args.layout,
     }
 
 
@@ -176,6 +233,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-budget", default="4G")
     parser.add_argument("--factory", default=None, help="force a faiss factory for openpairs")
+    parser.add_argument("--shards", type=int, default=1, help="K add tasks (openpairs)")
+    parser.add_argument("--layout", default="sharded", help="sharded or merged (with --shards > 1)")
+    parser.add_argument("--workers", type=int, default=1, help="local add workers (openpairs)")
     parser.add_argument("--skip-autofaiss", action="store_true")
     parser.add_argument("--skip-openpairs", action="store_true")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -190,7 +250,7 @@ def main() -> None:
     print(f"data ready in {time.perf_counter() - started:.0f}s: {root}", file=sys.stderr)
     results: dict[str, dict[str, Any]] = {}
     if not args.skip_openpairs:
-        results["openpairs"] = run_openpairs(root, args.threads, args.memory_budget, args.factory)
+        results["openpairs"] = run_openpairs(root, args)
     if not args.skip_autofaiss:
         results["autofaiss"] = run_autofaiss(root, args.threads, args.memory_budget)
     print(f"\n{args.n:,} x {args.dim}, {args.clusters} clusters, {args.threads} cores, {args.memory_budget}")
@@ -204,6 +264,7 @@ def main() -> None:
             f"{tool:<10} {r['index']:<28} {str(r['param'])[:14]:<14} {r['build_s']:>8.1f} {r['recall']:>9.3f}"
             f" {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
         )
+    print(json.dumps(results, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

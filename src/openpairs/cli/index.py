@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from openpairs.cli.common import ExecutorOpt, RayAddressOpt, WorkersOpt
+
 if TYPE_CHECKING:
     from openpairs.index.build import Progress
 
@@ -50,48 +52,81 @@ def _progress() -> Iterator[Progress]:
 
 def index_command(
     directory: Annotated[
-        str, typer.Argument(help="dataset directory (openpairs output or clip-retrieval layout)")
+        str,
+        typer.Argument(
+            help="dataset directory or URL, e.g. s3://bucket/out (openpairs or clip-retrieval layout)"
+        ),
     ],
-    out: Annotated[str | None, typer.Option("--out", help="index directory (default: DIR/index)")] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="local index directory (default: DIR/index)")
+    ] = None,
     memory_budget: Annotated[
-        str, typer.Option("--memory-budget", help="RAM the index may use, e.g. 4G")
+        str, typer.Option("--memory-budget", help="bytes the index may take, e.g. 4G")
     ] = "4G",
     target_recall: Annotated[
         float, typer.Option("--target-recall", help="recall@10 vs exact to reach")
     ] = 0.95,
     text: Annotated[bool, typer.Option("--text", help="also index the text embeddings")] = False,
     factory: Annotated[str | None, typer.Option("--factory", help="force a faiss factory string")] = None,
-    threads: Annotated[int, typer.Option("--threads", help="faiss threads (0: all cores)")] = 0,
+    threads: Annotated[
+        int, typer.Option("--threads", help="faiss threads per task (0: cores / workers)")
+    ] = 0,
     tune_queries: Annotated[int, typer.Option("--tune-queries", help="held-out queries for tuning")] = 1000,
+    tune_sample: Annotated[
+        int, typer.Option("--tune-sample", help="vectors whose exact kNN is the tuning truth")
+    ] = 100_000,
+    shards: Annotated[int, typer.Option("--shards", help="K add tasks over contiguous id ranges")] = 1,
+    layout: Annotated[
+        str, typer.Option("--layout", help="with --shards > 1: sharded (K files) or merged (on-disk lists)")
+    ] = "sharded",
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = 0,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Build kNN indexes and DIR/index/index.json (chosen index, parameters, recall, latency)."""
-    import os
+    from openpairs.cli.common import executor_config
 
+    if not 0.0 < target_recall <= 1.0:
+        raise typer.BadParameter("--target-recall must be in (0, 1]")
+    settings = {
+        "target_recall": target_recall,
+        "text": text,
+        "factory": factory,
+        "threads": threads,
+        "tune_queries": tune_queries,
+        "tune_sample": tune_sample,
+        "shards": shards,
+        "layout": layout,
+        "executor": executor_config(executor, workers, ray_address),
+    }
+    _run(directory, out, memory_budget, settings)
+
+
+def _run(directory: str, out: str | None, memory_budget: str, settings: dict[str, Any]) -> None:
+    """Validate the settings, build with a progress display, print the result (exit 2 on bad input)."""
     from rich.console import Console
 
     from openpairs.index.build import IndexConfig, build_index
     from openpairs.index.choose import parse_size
-    from openpairs.index.sources import IndexInputError
+    from openpairs.index.parallel import IndexBuildError
+    from openpairs.index.sources import IndexInputError, is_local
+    from openpairs.io import fs
 
-    if not 0.0 < target_recall <= 1.0:
-        raise typer.BadParameter("--target-recall must be in (0, 1]")
+    if out is None and not is_local(directory):
+        raise typer.BadParameter("the index is written locally: give --out DIR with a remote dataset")
     try:
-        config = IndexConfig(
-            memory_budget=parse_size(memory_budget),
-            target_recall=target_recall,
-            text=text,
-            factory=factory,
-            threads=threads,
-            tune_queries=tune_queries,
-        )
+        config = IndexConfig(memory_budget=parse_size(memory_budget), **settings)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     try:
         with _progress() as progress:
-            manifest = build_index(directory, out or os.path.join(directory, "index"), config, progress)
+            manifest = build_index(directory, out or fs.join(directory, "index"), config, progress)
     except (IndexInputError, ValueError) as exc:
         Console(stderr=True).print(f"[red]index: {exc}")
         raise typer.Exit(2) from exc
+    except IndexBuildError as exc:
+        Console(stderr=True).print(f"[red]index: {exc}")
+        raise typer.Exit(1) from exc
     _print_manifest(manifest)
 
 

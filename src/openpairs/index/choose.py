@@ -1,4 +1,4 @@
-"""Pick a faiss index from the vector count, the dimension and a memory budget."""
+"""Pick a faiss index from the vector count, the dimension and a memory budget, counting every byte."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from dataclasses import dataclass
 EXACT_MAX = 20_000  # up to this, exact search takes ~1-2 ms on one core and needs no tuning
 HNSW_MAX = 200_000  # HNSW builds slowly; above this, IVF builds far faster on a few cores
 HNSW_M = 32
+ID_BYTES = 8  # one int64 id per vector: in an IVF list, or in the IDMap wrapper's id table
+LIST_BYTES = 48  # per IVF list in RAM: two std::vector headers (codes, ids)
+PQ_CENTROIDS = 256  # 8-bit PQ: 256 centroids per sub-quantizer, dim floats per code book in all
 
 
 @dataclass(frozen=True)
@@ -47,30 +50,48 @@ def pq_bytes(dim: int, budget_per_vector: float) -> int:
     return 4 if dim % 4 == 0 else 1
 
 
+def ids_in_lists(factory: str) -> bool:
+    """True when the index keeps ids itself (a plain IVF index); else it is wrapped in IDMap."""
+    return "IVF" in factory and "Refine" not in factory and not factory.startswith("IDMap")
+
+
+def with_ids(factory: str) -> str:
+    """The factory string actually built: IDMap added where the index cannot store ids itself."""
+    return factory if ids_in_lists(factory) or factory.startswith("IDMap") else f"IDMap,{factory}"
+
+
+def ivf_fixed(nlist: int, dim: int) -> int:
+    """Bytes of an IVF index that do not grow with the vectors: coarse centroids and list headers."""
+    return nlist * (dim * 4 + LIST_BYTES)
+
+
 def choose_index(count: int, dim: int, memory_budget: int) -> IndexChoice:
     """Exact below EXACT_MAX, else HNSW or IVF (fp16 / PQ with refinement) within the budget."""
-    flat = count * dim * 4
+    flat = count * (dim * 4 + ID_BYTES)
     if count <= EXACT_MAX and flat <= memory_budget:
         return IndexChoice("Flat", None, flat)
-    hnsw = count * (dim * 4 + HNSW_M * 2 * 4 + 16)
+    # level 0 holds 2M int32 links, upper levels ~M/(M-1) links on average; levels int32, offsets int64
+    hnsw = count * (dim * 4 + (2 * HNSW_M + HNSW_M // (HNSW_M - 1) + 2) * 4 + 8 + ID_BYTES)
     if count <= HNSW_MAX and hnsw <= memory_budget:
         return IndexChoice(f"HNSW{HNSW_M},Flat", "efSearch", hnsw)
     nlist = nlist_for(count)
-    centroids = nlist * dim * 4
-    ivf_fp16 = count * (dim * 2 + 8) + centroids
+    fixed = ivf_fixed(nlist, dim)
+    ivf_fp16 = count * (dim * 2 + ID_BYTES) + fixed
     if ivf_fp16 <= memory_budget:
         return IndexChoice(f"IVF{nlist},SQfp16", "nprobe", ivf_fp16, nlist)
-    refine = count * dim  # SQ8 copy used to re-rank the PQ candidates
-    per_vector = (memory_budget - centroids - refine) / max(count, 1) - 8
+    codebooks = PQ_CENTROIDS * dim * 4
+    # refined: IVF list ids + IDMap ids + an SQ8 copy (dim bytes, 2*dim floats of ranges) to re-rank
+    refined_fixed = fixed + codebooks + 2 * dim * 4
+    per_vector = (memory_budget - refined_fixed) / max(count, 1) - dim - 2 * ID_BYTES
     if per_vector >= 8:
         m = pq_bytes(dim, per_vector)
-        return IndexChoice(
-            f"IVF{nlist},PQ{m},Refine(SQ8)", "nprobe", count * (m + 8) + refine + centroids, nlist
-        )
-    m = pq_bytes(dim, max((memory_budget - centroids) / max(count, 1) - 8, 4))
-    memory = count * (m + 8) + centroids
+        memory = count * (m + dim + 2 * ID_BYTES) + refined_fixed
+        return IndexChoice(f"IVF{nlist},PQ{m},Refine(SQ8)", "nprobe", memory, nlist)
+    m = pq_bytes(dim, max((memory_budget - fixed - codebooks) / max(count, 1) - ID_BYTES, 4))
+    memory = count * (m + ID_BYTES) + fixed + codebooks
     if memory > memory_budget:
         raise ValueError(
-            f"{count:,} vectors of dim {dim} do not fit in {memory_budget:,} bytes even as IVF-PQ"
+            f"{count:,} vectors of dim {dim} do not fit in {memory_budget:,} bytes: they need {memory:,} "
+            f"even as IVF-PQ{m}; raise --memory-budget"
         )
     return IndexChoice(f"IVF{nlist},PQ{m}", "nprobe", memory, nlist)

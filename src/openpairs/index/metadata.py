@@ -12,6 +12,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from openpairs.index.sources import IndexInputError, Shard, Sources, open_embeddings
+from openpairs.io import fs
 
 # LAION column spellings -> the names the index uses.
 RENAMES = {"URL": "url", "TEXT": "caption", "NSFW": "nsfw", "WIDTH": "width", "HEIGHT": "height"}
@@ -27,11 +28,11 @@ def _normalise(table: pa.Table) -> pa.Table:
 
 def _openpairs_rows(shard: Shard) -> pa.Table:
     """A clip shard's scores joined by key to url/caption/width/height from the download parquet."""
-    scores = pq.read_table(shard.rows)
+    scores = fs.read_parquet(shard.rows)
     if shard.extra is None:
         return scores
-    wanted = ["key", *(c for c in DOWNLOAD_COLUMNS if c in pq.read_schema(shard.extra).names)]
-    downloads = pq.read_table(shard.extra, columns=wanted)
+    wanted = ["key", *(c for c in DOWNLOAD_COLUMNS if c in fs.parquet_columns(shard.extra))]
+    downloads = fs.read_parquet(shard.extra, columns=wanted)
     position = pc.index_in(scores["key"], value_set=downloads["key"])
     for name in wanted[1:]:
         scores = scores.append_column(name, pc.take(downloads[name], position))
@@ -41,7 +42,7 @@ def _openpairs_rows(shard: Shard) -> pa.Table:
 def shard_tables(sources: Sources) -> Iterator[pa.Table]:
     """The metadata of each shard, in id order, checked against its embedding row count."""
     for shard in sources.shards:
-        table = _openpairs_rows(shard) if sources.layout == "openpairs" else pq.read_table(shard.rows)
+        table = _openpairs_rows(shard) if sources.layout == "openpairs" else fs.read_parquet(shard.rows)
         table = _normalise(table)
         rows = open_embeddings(shard.image).shape[0]
         if table.num_rows != rows:
@@ -51,9 +52,15 @@ def shard_tables(sources: Sources) -> Iterator[pa.Table]:
         yield table
 
 
+def _parquet_schema(path: str) -> pa.Schema:
+    """The arrow schema of one parquet file, from its footer."""
+    with fs.open_file(path, "rb") as handle:
+        return pq.ParquetFile(handle).schema_arrow
+
+
 def write_metadata(sources: Sources, path: str, progress: Callable[[int], None] | None = None) -> int:
     """Write all shards' metadata to one Arrow file at `path`; returns the row count."""
-    schemas = [_normalise(pq.read_schema(s.rows).empty_table()).schema for s in sources.shards]
+    schemas = [_normalise(_parquet_schema(s.rows).empty_table()).schema for s in sources.shards]
     if sources.layout == "openpairs":
         schemas = [_normalise(_openpairs_rows(sources.shards[0]).slice(0, 0)).schema]
     schema = pa.unify_schemas(schemas, promote_options="permissive")

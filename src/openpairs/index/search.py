@@ -7,13 +7,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import faiss
 import numpy as np
 
 from openpairs.index.build import INDEX_JSON, dataset_root
 from openpairs.index.metadata import Metadata
-from openpairs.index.sources import EmbeddingStore
-from openpairs.index.tune import set_param
+from openpairs.index.shardset import ShardSet
+from openpairs.index.sources import EmbeddingStore, is_local
+from openpairs.io import fs
 
 MAX_FETCH = 4096
 DEDUP_THRESHOLD = 0.94  # cosine above which two results count as the same image (clip-retrieval's value)
@@ -51,17 +51,21 @@ class SearchIndex:
         self.directory = directory
         self.root = dataset_root(directory, self.manifest)
         self.metadata = Metadata(os.path.join(directory, self.manifest["metadata"]))
-        self.indexes: dict[str, faiss.Index] = {}
+        self.indexes: dict[str, ShardSet] = {}
         self.stores: dict[str, EmbeddingStore | None] = {}
         for modality, entry in self.manifest["indices"].items():
-            index = faiss.read_index(os.path.join(directory, entry["file"]))
-            set_param(index, entry.get("param"), entry.get("value") or 0)
+            index = ShardSet.read(directory, entry)
+            index.set_param(entry.get("param"), entry.get("value") or 0)
             self.indexes[modality] = index
             self.stores[modality] = self._store(entry)
 
     def _store(self, entry: dict[str, Any]) -> EmbeddingStore | None:
-        files = [os.path.normpath(os.path.join(self.directory, f)) for f in entry.get("embeddings", [])]
-        return EmbeddingStore(files) if files and all(os.path.exists(f) for f in files) else None
+        """The embeddings the index was built from (used to drop near-duplicate results), if reachable."""
+        files = [
+            os.path.normpath(os.path.join(self.directory, f)) if is_local(f) else f
+            for f in entry.get("embeddings", [])
+        ]
+        return EmbeddingStore(files) if files and all(fs.exists(f) for f in files) else None
 
     @property
     def dim(self) -> int:
@@ -125,8 +129,10 @@ class SearchIndex:
         return [r for r, dup in zip(results, duplicate.tolist(), strict=True) if not dup]
 
     def close(self) -> None:
-        """Release the metadata memory map."""
+        """Release the metadata memory map and the shards' search threads."""
         self.metadata.close()
+        for index in self.indexes.values():
+            index.close()
 
 
 def _result(row: dict[str, Any], item: int, similarity: float) -> dict[str, Any]:

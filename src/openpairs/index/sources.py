@@ -8,11 +8,12 @@ paired by the number in the file name (`img_emb_3.npy` goes with `metadata_3.par
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from openpairs.io import fs
 
 MODALITIES = ("image", "text")
 
@@ -52,37 +53,31 @@ class Sources:
 
 def _numbered(directory: str, suffix: str) -> dict[int, str]:
     """Files in `directory` ending with `suffix`, keyed by the last number in their name."""
-    if not os.path.isdir(directory):
-        return {}
     found: dict[int, str] = {}
-    for name in os.listdir(directory):
-        if not name.endswith(suffix) or ".tmp-" in name:
-            continue
+    for path in fs.list_files(directory, suffix):
+        name = path.rsplit("/", 1)[-1]
         digits = re.findall(r"\d+", name[: -len(suffix)])
-        if digits:
-            found[int(digits[-1])] = os.path.join(directory, name)
+        if digits and ".tmp-" not in name:
+            found[int(digits[-1])] = path
     return found
 
 
 def discover(root: str) -> Sources:
-    """The embedding shards under `root`, whichever of the two layouts it uses."""
-    clip_dir = os.path.join(root, "clip")
-    if os.path.isdir(os.path.join(clip_dir, "img_emb")):
-        images = _numbered(os.path.join(clip_dir, "img_emb"), ".npy")
-        texts = _numbered(os.path.join(clip_dir, "text_emb"), ".npy")
+    """The embedding shards under `root` (a local path or an fsspec URL such as s3://), either layout."""
+    root = root.rstrip("/") if "://" in root else root
+    clip_dir = fs.join(root, "clip")
+    if images := _numbered(fs.join(clip_dir, "img_emb"), ".npy"):
+        texts = _numbered(fs.join(clip_dir, "text_emb"), ".npy")
         rows = _numbered(clip_dir, ".parquet")
-        extras = _numbered(os.path.join(root, "shards"), ".parquet")
+        extras = _numbered(fs.join(root, "shards"), ".parquet")
         layout = "openpairs"
-    elif os.path.isdir(os.path.join(root, "img_emb")):
-        images = _numbered(os.path.join(root, "img_emb"), ".npy")
-        texts = _numbered(os.path.join(root, "text_emb"), ".npy")
-        rows = _numbered(os.path.join(root, "metadata"), ".parquet")
+    elif images := _numbered(fs.join(root, "img_emb"), ".npy"):
+        texts = _numbered(fs.join(root, "text_emb"), ".npy")
+        rows = _numbered(fs.join(root, "metadata"), ".parquet")
         extras = {}
         layout = "clip-retrieval"
     else:
-        raise IndexInputError(f"no embeddings under {root}: expected clip/img_emb/ or img_emb/")
-    if not images:
-        raise IndexInputError(f"no .npy image embeddings under {root}")
+        raise IndexInputError(f"no embeddings under {root}: expected .npy files in clip/img_emb/ or img_emb/")
     shards = []
     for number in sorted(images):
         if number not in rows:
@@ -91,19 +86,64 @@ def discover(root: str) -> Sources:
     return Sources(root=root, layout=layout, shards=shards)
 
 
-def open_embeddings(path: str) -> np.ndarray:
-    """A read-only memory map of one .npy embedding file (2-D)."""
-    # a plain ndarray view of the memory map: np.memmap's own indexing is ~10x slower per call
-    array = np.asarray(np.load(path, mmap_mode="r"))
-    if array.ndim != 2:
+def is_local(path: str) -> bool:
+    """True for a plain local path (memory-mapped), False for an fsspec URL such as s3://."""
+    return "://" not in path or path.startswith("file://")
+
+
+def open_embeddings(path: str) -> np.ndarray | RemoteNpy:
+    """One 2-D .npy embedding file: memory-mapped when local, read by byte ranges when remote."""
+    if is_local(path):
+        # a plain ndarray view of the memory map: np.memmap's own indexing is ~10x slower per call
+        array: np.ndarray | RemoteNpy = np.asarray(np.load(path.removeprefix("file://"), mmap_mode="r"))
+    else:
+        array = RemoteNpy(path)
+    if len(array.shape) != 2:
         raise IndexInputError(f"{path}: expected a 2-D array, got shape {array.shape}")
     return array
+
+
+class RemoteNpy:
+    """A .npy file on object storage, read by byte ranges (rows or sorted row ids), never whole."""
+
+    def __init__(self, path: str) -> None:
+        self.fs, self.path = fs.filesystem(path)
+        with self.fs.open(self.path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(handle)
+            self.header = handle.tell()
+        if fortran:
+            raise IndexInputError(f"{path}: Fortran-ordered arrays are not supported")
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        """Rows `lo:hi` (a slice) or the rows of sorted ids (one request per contiguous run)."""
+        if isinstance(rows, slice):
+            lo, hi, _ = rows.indices(self.shape[0])
+            runs = [(lo, max(lo, hi))]
+        else:
+            ids = np.asarray(rows, dtype=np.int64)
+            breaks = np.nonzero(np.diff(ids) != 1)[0] + 1
+            runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(ids, breaks) if len(r)]
+        starts = [self.header + lo * self.row_bytes for lo, _ in runs]
+        stops = [self.header + hi * self.row_bytes for _, hi in runs]
+        blobs = self.fs.cat_ranges([self.path] * len(runs), starts, stops) if runs else []
+        data = b"".join(blobs)
+        return np.frombuffer(data, dtype=self.dtype).reshape(-1, *self.shape[1:])
 
 
 class EmbeddingStore:
     """The embeddings of one modality as one id space over memory-mapped shard files."""
 
     def __init__(self, files: list[str]) -> None:
+        self.files = list(files)
         self.arrays = [open_embeddings(f) for f in files]
         dims = {a.shape[1] for a in self.arrays}
         if len(dims) != 1:
@@ -112,9 +152,10 @@ class EmbeddingStore:
         self.offsets = np.cumsum([0] + [a.shape[0] for a in self.arrays])
         self.count = int(self.offsets[-1])
 
-    def chunks(self, size: int = 65536) -> list[tuple[int, int]]:
-        """(start, stop) id ranges of at most `size` rows covering all ids."""
-        return [(s, min(s + size, self.count)) for s in range(0, self.count, size)]
+    def chunks(self, size: int = 65536, start: int = 0, stop: int | None = None) -> list[tuple[int, int]]:
+        """(start, stop) id ranges of at most `size` rows covering ids start..stop-1 (default: all)."""
+        end = self.count if stop is None else stop
+        return [(s, min(s + size, end)) for s in range(start, end, size)]
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Ids start..stop-1 as a contiguous float32 array."""

@@ -1,49 +1,79 @@
-"""Exact ground truth, recall@k, search-parameter tuning and single-query latency."""
+"""Ground truth on a sample, recall@k, search-parameter tuning and single-query latency.
+
+Recall is tuned on a seeded sample S of the data, never by exact search over all embeddings: the sample's
+vectors go into an index with the same trained quantizer (same lists, same codes), the truth is the exact
+top-k within S, and queries are members of S left out of their own results. That is the full index's
+search restricted to S, so the estimate costs O(|S|^2 d) whatever the dataset size.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import faiss
 import numpy as np
 
+from openpairs.index.shardset import ShardSet, omp_threads
 from openpairs.index.sources import EmbeddingStore
 
 SWEEPS = {
     "nprobe": (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512),
     "efSearch": (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024),
 }
-REFINE_K_FACTOR = 4
+ZERO_NORM = 1e-6  # squared norm below which a row is a missing embedding
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Seeded sample of stored, non-zero vectors: ids (sorted) and vectors (float32)."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+
+
+def nonzero_sample(store: EmbeddingStore, count: int, seed: int = 0) -> Sample:
+    """Up to `count` random stored vectors, all-zero rows left out."""
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(store.count, size=min(count, store.count), replace=False))
+    vectors = store.take(ids)
+    keep = np.einsum("ij,ij->i", vectors, vectors) > ZERO_NORM
+    return Sample(ids[keep], np.ascontiguousarray(vectors[keep]))
 
 
 def sample_queries(store: EmbeddingStore, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-out queries: (ids, vectors) of random stored items.
+    """Leave-one-out queries: (ids, vectors) of random stored items."""
+    sample = nonzero_sample(store, 2 * count, seed)
+    keep = np.sort(np.random.default_rng(seed).permutation(len(sample.ids))[:count])
+    return sample.ids[keep], sample.vectors[keep]
 
-    Each query's own id is removed from both its true and its found neighbours (`without_self`), so the
-    queries behave like new points drawn from the data's own distribution.
-    """
-    rng = np.random.default_rng(seed)
-    ids = np.sort(rng.choice(store.count, size=min(2 * count, store.count), replace=False))
-    vectors = store.take(ids)
-    keep = np.nonzero(np.einsum("ij,ij->i", vectors, vectors) > 1e-6)[0]  # all-zero rows are not indexed
-    keep = np.sort(rng.permutation(keep)[:count])
-    return ids[keep], np.ascontiguousarray(vectors[keep], dtype=np.float32)
+
+def query_subset(sample: Sample, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` members of the sample as leave-one-out queries: (ids, vectors)."""
+    keep = np.sort(np.random.default_rng(seed).permutation(len(sample.ids))[:count])
+    return sample.ids[keep], sample.vectors[keep]
+
+
+def sample_truth(sample: Sample, queries: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k ids within the sample, each query's own id left out."""
+    found = faiss.knn(queries, sample.vectors, min(k + 1, len(sample.ids)), faiss.METRIC_INNER_PRODUCT)[1]
+    return without_self(np.where(found >= 0, sample.ids[np.maximum(found, 0)], -1), self_ids, k)
 
 
 def without_self(found: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
     """Each row of a (k+1)-wide result without the query's own id, cut to k columns (-1 padded)."""
     out = np.full((len(found), k), -1, dtype=np.int64)
     for row, (hits, me) in enumerate(zip(found, self_ids, strict=True)):
-        kept = hits[hits != me][:k]
+        kept = hits[(hits != me) & (hits >= 0)][:k]
         out[row, : len(kept)] = kept
     return out
 
 
-def search_ids(index: faiss.Index, queries: np.ndarray, k: int, self_ids: np.ndarray | None) -> np.ndarray:
+def search_ids(index: ShardSet, queries: np.ndarray, k: int, self_ids: np.ndarray | None) -> np.ndarray:
     """Top-k ids from the index (leave-one-out when `self_ids` is given)."""
     if self_ids is None:
-        return index.search(queries, k)[1]  # type: ignore[no-any-return]
+        return index.search(queries, k)[1]
     return without_self(index.search(queries, k + 1)[1], self_ids, k)
 
 
@@ -70,17 +100,8 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return hits / float(max(int((truth >= 0).sum()), 1))
 
 
-def set_param(index: faiss.Index, name: str | None, value: int) -> None:
-    """Set nprobe / efSearch (and the refinement factor for refined indexes)."""
-    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
-    if isinstance(inner, faiss.IndexRefine):
-        inner.k_factor = REFINE_K_FACTOR
-    if name is not None:
-        faiss.ParameterSpace().set_index_parameter(index, name, value)
-
-
 def tune(
-    index: faiss.Index,
+    index: ShardSet,
     param: str | None,
     queries: np.ndarray,
     truth: np.ndarray,
@@ -94,34 +115,24 @@ def tune(
         return {"param": None, "value": None, "recall": recall_at_k(found, truth), "sweep": []}
     sweep: list[dict[str, float]] = []
     for value in SWEEPS[param]:
-        if param == "nprobe" and value > index_nlist(index):
+        if param == "nprobe" and value > index.nlist:
             break
-        set_param(index, param, value)
+        index.set_param(param, value)
         recall = recall_at_k(search_ids(index, queries, k, self_ids), truth)
         sweep.append({"value": value, "recall": recall})
         if recall >= target:
             break
     best = next((s for s in sweep if s["recall"] >= target), max(sweep, key=lambda s: s["recall"]))
-    set_param(index, param, int(best["value"]))
+    index.set_param(param, int(best["value"]))
     return {"param": param, "value": int(best["value"]), "recall": best["recall"], "sweep": sweep}
 
 
-def index_nlist(index: faiss.Index) -> int:
-    """The IVF list count of an (optionally refined) IVF index."""
-    ivf = faiss.extract_index_ivf(index)
-    return int(ivf.nlist)
-
-
-def latency_ms(index: faiss.Index, queries: np.ndarray, k: int = 10, repeat: int = 200) -> dict[str, float]:
-    """p50 / p99 of single-query search latency in milliseconds, on one thread."""
+def latency_ms(index: ShardSet, queries: np.ndarray, k: int = 10, repeat: int = 200) -> dict[str, float]:
+    """p50 / p99 of single-query search latency in milliseconds, one faiss thread per shard."""
     times = []
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # as `serve` runs: one thread per query, concurrency across requests
-    try:
+    with omp_threads(1):  # as `serve` runs: one thread per query, concurrency across requests
         for i in range(min(repeat, len(queries))):
             started = time.perf_counter()
             index.search(queries[i : i + 1], k)
             times.append((time.perf_counter() - started) * 1000)
-    finally:
-        faiss.omp_set_num_threads(threads)
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
