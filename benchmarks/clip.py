@@ -62,7 +62,7 @@ def make_shards(samples: int, per_shard: int) -> Path:
     """DATA/<samples>/shards/<i>.tar + .parquet in the download-stage layout (made once)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from PIL import Image
+    from clip_throughput import photo_like_jpeg
 
     from openpairs.core.keys import mint_key
     from openpairs.core.schemas import DOWNLOAD_SCHEMA
@@ -79,13 +79,7 @@ def make_shards(samples: int, per_shard: int) -> Path:
         with tarfile.open(shards / f"{index:05d}.tar", "w") as tar:
             for row in range(count):
                 key = mint_key(index, row)
-                width, height = int(rng.integers(180, 257)), int(rng.integers(180, 257))
-                base = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-                image = Image.fromarray(base).resize((width, height), Image.Resampling.BICUBIC)
-                noise = rng.integers(0, 24, (height, width, 3), dtype=np.uint8)
-                image = Image.fromarray(np.asarray(image, dtype=np.uint8) // 2 + noise * 2 + 40)
-                buffer = io.BytesIO()
-                image.save(buffer, "JPEG", quality=90)
+                jpeg = photo_like_jpeg(rng)
                 caption = " ".join(rng.choice(WORDS, size=int(rng.integers(3, 14))))
                 record = {
                     "key": key,
@@ -95,7 +89,7 @@ def make_shards(samples: int, per_shard: int) -> Path:
                     "url": f"http://x/{key}",
                 }
                 for name, data in (
-                    (".jpg", buffer.getvalue()),
+                    (".jpg", jpeg),
                     (".txt", caption.encode()),
                     (".json", json.dumps(record).encode()),
                 ):

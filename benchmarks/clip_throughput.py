@@ -33,22 +33,24 @@ TARGET = {"ViT-B-32": ">= 2,500 on one A100-class GPU"}
 WORDS = ("red", "blue", "old", "new", "house", "car", "dog", "cat", "tree", "river", "city", "street", "cup")
 
 
-def synthetic_jpegs(count: int, seed: int = 0) -> list[bytes]:
-    """`count` seeded photo-like JPEGs of 180-256 px (quality 90)."""
+def photo_like_jpeg(rng: np.random.Generator) -> bytes:
+    """One seeded photo-like JPEG of 180-256 px (quality 90), drawn from `rng`."""
     from PIL import Image
 
+    width, height = int(rng.integers(180, 257)), int(rng.integers(180, 257))
+    base = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    image = Image.fromarray(base).resize((width, height), Image.Resampling.BICUBIC)
+    noise = rng.integers(0, 24, (height, width, 3), dtype=np.uint8)
+    image = Image.fromarray(np.asarray(image, dtype=np.uint8) // 2 + noise * 2 + 40)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def synthetic_jpegs(count: int, seed: int = 0) -> list[bytes]:
+    """`count` seeded photo-like JPEGs of 180-256 px (quality 90)."""
     rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        width, height = int(rng.integers(180, 257)), int(rng.integers(180, 257))
-        base = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-        image = Image.fromarray(base).resize((width, height), Image.Resampling.BICUBIC)
-        noise = rng.integers(0, 24, (height, width, 3), dtype=np.uint8)
-        image = Image.fromarray(np.asarray(image, dtype=np.uint8) // 2 + noise * 2 + 40)
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=90)
-        out.append(buffer.getvalue())
-    return out
+    return [photo_like_jpeg(rng) for _ in range(count)]
 
 
 def captions(count: int, seed: int = 0) -> list[str]:
