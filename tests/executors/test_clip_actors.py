@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,13 +225,21 @@ def _pid_unless_told_to_die(item: str) -> tuple[int, int]:
     return os.getpid(), task_cpus()
 
 
-def _gone(pid: int) -> bool:
+def _gone(pid: int, patience: float = 60.0) -> bool:
+    """Whether the process ends (or is a zombie) within `patience` seconds: Ray may hear of a death while
+    the kernel is still tearing the process down."""
     import psutil  # Ray's own copy (ray/thirdparty_files), on the path once ray is imported
 
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 @pytest.mark.timeout(600)

@@ -10,6 +10,7 @@ held, with WorkerLost (the runner runs them again), and a new actor takes its pl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -121,7 +122,8 @@ class RayActorPool:
         except Exception as exc:  # call_safely returns the item's own errors: the actor or its node died
             if actor in self._actors:
                 self._actors.remove(actor)
-                self._ray.kill(actor.handle, no_restart=True)
+                with contextlib.suppress(Exception):  # already dead: nothing left to stop
+                    self._ray.kill(actor.handle, no_restart=True)
             return WorkerLost(f"the actor running this item died: {type(exc).__name__}: {exc}"[:2000])
 
     def close(self) -> None:
