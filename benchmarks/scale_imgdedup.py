@@ -112,7 +112,9 @@ def bench(args: argparse.Namespace, root: Path) -> None:
         started = time.perf_counter()
         expected = generate(out, rows)
         made = time.perf_counter() - started
-        config = ImageDedupConfig(rows_per_task=args.rows_per_task, max_leaves=args.max_leaves)
+        config = ImageDedupConfig(
+            rows_per_task=args.rows_per_task, max_leaves=args.max_leaves, max_sample=args.max_sample
+        )
         cpu = _cpu_seconds()
         with PeakSampler(os.getpid()) as sampler:
             started = time.perf_counter()
@@ -136,6 +138,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rows-per-task", type=int, default=250_000)
     parser.add_argument("--max-leaves", type=int, default=2)
+    parser.add_argument("--max-sample", type=int, default=200_000)  # ImageDedupConfig.max_sample
     parser.add_argument("--dir", default=None)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="imgdedup-", dir=args.dir))
