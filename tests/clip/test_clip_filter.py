@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from openpairs.cli import app
 from openpairs.executors import ExecutorConfig
 from openpairs.presets import stage_config
-from openpairs.stages.clip import output_schema
 from openpairs.stages.clip_dedup import component_roots, dup_groups
+from openpairs.stages.clip_table import output_schema
 from openpairs.stages.filter import FilterConfig, run_filter
 from openpairs.stages.image_dedup import ImageDedupConfig, run_image_dedup
 from tests.fixtures.tiny_clip import Sample, write_download_shard

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openpairs.executors import ExecutorConfig
-from openpairs.stages.clip import output_schema
 from openpairs.stages.clip_dedup import dup_groups
+from openpairs.stages.clip_table import output_schema
 from openpairs.stages.filter import FilterConfig, run_filter
 from openpairs.stages.image_dedup import SCRATCH, ImageDedupConfig, run_image_dedup
 from tests.fault.harness import run_killed_at, temporaries, tree_digests

@@ -16,19 +16,18 @@ from typing import Any
 import numpy as np
 
 from openpairs.core import crashpoints
-from openpairs.core.schemas import CLIP_SCHEMA
 from openpairs.core.stats import ShardStats
-from openpairs.core.status import Status
 from openpairs.executors import ActorRequest, task_threads, worker_place
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.models.clip import ClipModelSpec
 from openpairs.models.heads import HEADS_MODES
 from openpairs.models.multilingual import MULTILINGUAL_MODEL
-from openpairs.models.nsfw_tags import NEUTRAL_PROMPTS, SEXUAL_PROMPTS, tag_nsfw
+from openpairs.models.nsfw_tags import NEUTRAL_PROMPTS, SEXUAL_PROMPTS
 from openpairs.stages import clip_io
 from openpairs.stages.clip_gpu import batch_decoder, check_decoder
 from openpairs.stages.clip_models import WorkerModels, load_count, local_path, worker_models
+from openpairs.stages.clip_table import ShardImages, annotate
 from openpairs.stages.runner import ShardTask
 
 STAGE = "clip"
@@ -92,15 +91,6 @@ class ClipConfig:
         )
 
 
-def output_schema() -> Any:
-    """The clip parquet schema: the contract columns plus status and phash (image dedup's groups are
-    dataset-wide: clip/dup_groups/, stages/image_dedup.py)."""
-    import pyarrow as pa
-
-    extra = [("status", pa.string()), ("phash", pa.string())]
-    return pa.schema(list(CLIP_SCHEMA) + [pa.field(n, t) for n, t in extra])
-
-
 def preload(config: ClipConfig) -> WorkerModels:
     """Load (once per process) every model the config needs; raises a clear error if one cannot load."""
     return worker_models(
@@ -125,20 +115,9 @@ def run_shard(config: ClipConfig, task: ShardTask) -> ShardStats:
     started = time.perf_counter()
     text_emb, has_text = _embed_captions(config, models, rows)
     stats.time("text", time.perf_counter() - started)
-    table = _annotate(config, models, rows, images, text_emb, has_text, stats)
+    table = annotate(config.image_dedup, models, rows, images, text_emb, has_text, stats)
     _write(task, table, images.emb, text_emb)
     return stats
-
-
-@dataclass
-class ShardImages:
-    """Per-row image results of a shard (rows in ShardRows order)."""
-
-    emb: np.ndarray
-    has_image: np.ndarray
-    decode_error: np.ndarray
-    pwatermark: np.ndarray
-    phash: list[str | None]
 
 
 def _embed_images(
@@ -235,59 +214,6 @@ def _embed_captions(
             part = index[start : start + batch]
             emb[part] = encode([rows.captions[i] for i in part])
     return emb, has_text
-
-
-def _annotate(
-    config: ClipConfig,
-    models: WorkerModels,
-    rows: clip_io.ShardRows,
-    images: ShardImages,
-    text_emb: np.ndarray,
-    has_text: np.ndarray,
-    stats: ShardStats,
-) -> Any:
-    import pyarrow as pa
-
-    both = images.has_image & has_text
-    similarity = np.where(both, np.sum(images.emb * text_emb, axis=1, dtype=np.float64), -1.0)
-    statuses = [_row_status(i, images, has_text) for i in range(len(rows.keys))]
-    for status in statuses:
-        stats.count(status)
-    scored = int(images.has_image.sum())
-    if models.heads.note and scored:
-        stats.error(models.heads.note, scored)  # the rows it concerns; the report lists it
-    null = ~images.has_image
-    # The heads score the image embeddings as written (float16), as LAION scored its released ones: the NSFW
-    # detector's categorical dims hold float16 values, and anyone can recompute the scores from img_emb/.
-    stored = images.emb.astype(np.float16).astype(np.float32)
-    columns = {
-        "key": pa.array(rows.keys, pa.string()),
-        "similarity": pa.array(similarity, pa.float64()),
-        "punsafe": _head_column(models.heads.punsafe, stored, null),
-        "nsfw": pa.array(
-            tag_nsfw(images.emb, models.prompt_emb, models.sexual, images.has_image), pa.string()
-        ),
-        "pwatermark": pa.array(images.pwatermark, pa.float32(), mask=np.isnan(images.pwatermark)),
-        "aesthetic": _head_column(models.heads.aesthetic, stored, null),
-        "status": pa.array(statuses, pa.string()),
-        "phash": pa.array(images.phash if config.image_dedup else [None] * len(rows.keys), pa.string()),
-    }
-    return pa.table(columns, schema=output_schema())
-
-
-def _row_status(i: int, images: ShardImages, has_text: np.ndarray) -> str:
-    if not images.has_image[i]:
-        return Status.DECODE_ERROR if images.decode_error[i] else Status.MISSING_IMAGE
-    return Status.OK if has_text[i] else Status.EMPTY_CAPTION
-
-
-def _head_column(head: Any, emb: np.ndarray, null: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    if head is None:
-        return pa.nulls(len(emb), pa.float32())
-    values = head(emb) if len(emb) else np.zeros(0, dtype=np.float32)
-    return pa.array(values.astype(np.float32), pa.float32(), mask=null)
 
 
 def _write(task: ShardTask, table: Any, img: np.ndarray, txt: np.ndarray) -> None:
