@@ -28,6 +28,7 @@ DOWNLOAD_FIELDS = [
     ("sha256", pa.string()),
     ("bytes", pa.int64()),
     ("mime", pa.string()),
+    ("opt_out_signal", pa.string()),  # the signal that opted the row out (status opted_out), else null
 ]
 
 DOWNLOAD_SCHEMA = pa.schema(list(CANDIDATE_SCHEMA) + [pa.field(n, t) for n, t in DOWNLOAD_FIELDS])

@@ -35,6 +35,8 @@ class Status(StrEnum):
     BLOCKED_ADDRESS = "blocked_address"
     INVALID_URL = "invalid_url"
     HASH_MISMATCH = "hash_mismatch"
+    BLOCKLISTED_URL = "blocklisted_url"  # the URL is on a safety list: never requested
+    BLOCKLISTED_IMAGE = "blocklisted_image"  # the body is on a safety list: never stored
     # clip / filter
     MISSING_IMAGE = "missing_image"
     EMPTY_CAPTION = "empty_caption"
@@ -43,6 +45,7 @@ class Status(StrEnum):
     WATERMARK = "watermark"
     NEAR_DUPLICATE = "near_duplicate"
     NOT_DOWNLOADED = "not_downloaded"
+    EVAL_DUPLICATE = "eval_duplicate"  # a near-duplicate of an evaluation image
 
 
 def http_status(code: int) -> str:

@@ -67,3 +67,4 @@ class FetchResult:
     attempts: int = 0
     location: str | None = None  # set on a redirect response (internal)
     retry_after: float | None = None
+    opt_out_signal: str | None = None  # set with status opted_out: which signal, e.g. `x-robots-tag: noai`

@@ -202,7 +202,11 @@ class Fetcher:
                     self.config.agents(),
                 )
                 if directive:
-                    return FetchResult(Status.OPTED_OUT, error=f"X-Robots-Tag: {directive}")
+                    return FetchResult(
+                        Status.OPTED_OUT,
+                        error=f"X-Robots-Tag: {directive}",
+                        opt_out_signal=f"x-robots-tag: {directive}",
+                    )
             mime = response.headers.get("Content-Type", "")
             if (response.content_length or 0) > max_bytes:
                 return FetchResult(Status.BODY_TOO_LARGE, error=f"Content-Length {response.content_length}")

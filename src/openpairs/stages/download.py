@@ -106,7 +106,7 @@ def _previous(
     parquet = task.paths.file("parquet")
     if not config.retry_failed or not ofs.exists(parquet):
         return outcomes, list(range(len(keys)))
-    old = {row["key"]: row for row in ofs.read_parquet(parquet, ["key", *dw.DOWNLOAD_NAMES]).to_pylist()}
+    old = {row["key"]: row for row in _previous_rows(parquet)}
     keep = {k for k, row in old.items() if not is_transient(row["status"])}
     exts = dw.read_tar_into(task.paths.file("tar"), {k for k in keep if old[k]["status"] == Status.OK}, spool)
     todo = []
@@ -116,9 +116,15 @@ def _previous(
         if key not in keep or lost:
             todo.append(i)
             continue
-        fields = {name: row[name] for name in dw.DOWNLOAD_NAMES} if row else {}
+        fields: dict[str, Any] = {name: row.get(name) for name in dw.DOWNLOAD_NAMES} if row else {}
         outcomes[i] = dw.Outcome(**fields, ext=exts.get(key))
     return outcomes, todo
+
+
+def _previous_rows(parquet: str) -> list[dict[str, Any]]:
+    """The download fields of a shard's previous output (columns an older version did not write: null)."""
+    names = set(ofs.parquet_columns(parquet))
+    return ofs.read_parquet(parquet, ["key", *(n for n in dw.DOWNLOAD_NAMES if n in names)]).to_pylist()
 
 
 def _fetch_all(
@@ -219,7 +225,7 @@ async def _one(context: _Context, key: str, url: str | None, expected: str | Non
     stats.bump("retries", max(0, result.attempts - 1 - result.redirects))
     stats.bump("redirects", result.redirects)
     if result.status != Status.OK or result.body is None:
-        return dw.Outcome(result.status, result.error or None)
+        return dw.Outcome(result.status, result.error or None, opt_out_signal=result.opt_out_signal)
     size = len(result.body)
     stats.bump("bytes_downloaded", size)
     backlog.add(size)

@@ -33,6 +33,7 @@ class Outcome:
     bytes: int | None = None
     mime: str | None = None
     ext: str | None = None
+    opt_out_signal: str | None = None
 
     def fields(self) -> dict[str, Any]:
         """The DOWNLOAD_FIELDS values of this row."""

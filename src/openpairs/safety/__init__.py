@@ -1,0 +1,1 @@
+"""Safety: perceptual hashes, safety lists (blocklists), signals carried inside image bytes."""
