@@ -22,6 +22,16 @@ from openpairs.cli.common import (
     executor_config,
     progress_rows,
 )
+from openpairs.cli.download import (
+    _RespectAiTxt,
+    _RespectContentSignal,
+    _RespectContentUsage,
+    _RespectRobotsTxt,
+    _RespectTdmrep,
+    _RespectXRobotsTag,
+    _RobotsAgent,
+    opt_out_options,
+)
 
 if TYPE_CHECKING:
     from openpairs.build import BuildResult
@@ -44,6 +54,13 @@ def build(
     min_similarity: Annotated[float | None, typer.Option(help="filter: threshold (English)")] = None,
     export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
     samples_per_shard: Annotated[int, typer.Option(help="export: samples per output shard")] = 10_000,
+    respect_robots_txt: _RespectRobotsTxt = None,
+    respect_content_usage: _RespectContentUsage = None,
+    respect_content_signal: _RespectContentSignal = None,
+    respect_tdmrep: _RespectTdmrep = None,
+    respect_x_robots_tag: _RespectXRobotsTag = None,
+    respect_ai_txt: _RespectAiTxt = None,
+    robots_agent: _RobotsAgent = None,
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
@@ -53,6 +70,7 @@ def build(
     from openpairs.build import build_config, run_build
     from openpairs.build.config import parse_settings
 
+    opt_outs = opt_out_options(robots_agent, {k: v for k, v in locals().items() if k.startswith("respect_")})
     try:
         overrides = parse_settings(list(settings or []))
         direct: dict[str, dict[str, Any]] = {
@@ -62,7 +80,7 @@ def build(
                 "checkpoint": clip_checkpoint,
                 **actor_overrides(gpus_per_actor, cpus_per_actor, max_actors),
             },
-            "download": {"image_size": image_size},
+            "download": {"image_size": image_size, **opt_outs},
             "filter": {"min_similarity": min_similarity},
         }
         for stage, values in direct.items():
