@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from openpairs.report.data import ReportData, read_stage
 from tests.download.helpers import download, rows
 from tests.fixtures.webserver import ImageServer
 
@@ -137,6 +138,15 @@ def test_every_signal_in_every_place(origins: dict[str, ImageServer], tmp_path: 
     assert signals["opt_out.robots.txt"] == 4 and signals["opt_out.ai.txt"] == 2
     broken = {k: v for k, v in stats["counters"].items() if k.startswith("opt_out_files.")}
     assert broken == {"opt_out_files.tdmrep.json unparsable": 1, "opt_out_files.ai.txt too_large": 1}
+    shards = read_stage(str(tmp_path / "out"), "shards")
+    assert shards is not None
+    report = ReportData(str(tmp_path / "out"), {"shards": shards}).opt_outs()  # the report's table
+    assert ("download", "robots.txt", 4) in report and (
+        "download",
+        "unusable tdmrep.json unparsable",
+        1,
+    ) in report
+    assert sum(n for _, signal, n in report if not signal.startswith("unusable")) == sum(signals.values())
 
 
 @pytest.mark.parametrize(
