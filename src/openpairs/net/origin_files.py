@@ -49,9 +49,11 @@ class OriginFiles:
         self.parsers = parsers
         self._entries: OrderedDict[tuple[str, str], tuple[asyncio.Task[OriginFile], float]] = OrderedDict()
 
-    async def read(self, origin: str, path: str) -> OriginFile:
-        """The file `path` of `origin` (`scheme://host[:port]`), read once and shared."""
-        return await asyncio.shield(self._entry(origin, path))
+    async def read(self, origin: str, paths: list[str]) -> list[OriginFile]:
+        """The files `paths` of `origin` (`scheme://host[:port]`), each read once and shared; the reads
+        not yet done run concurrently, a done one costs no await."""
+        tasks = [self._entry(origin, path) for path in paths]
+        return [task.result() if _succeeded(task) else await asyncio.shield(task) for task in tasks]
 
     def _entry(self, origin: str, path: str) -> asyncio.Task[OriginFile]:
         """The (running or finished) read of the file, started again once it expired."""
@@ -82,6 +84,10 @@ class OriginFiles:
             result.error = f"{name} of {origin}: {result.error}"
             return OriginFile(failure=result)
         return OriginFile()  # 404, 410, 401, 403, ...: no file, no signal
+
+
+def _succeeded(task: asyncio.Task[OriginFile]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
 
 
 def _expired(task: asyncio.Task[OriginFile], started: float, now: float, cooldown: float) -> bool:

@@ -6,7 +6,6 @@ origin's robots.txt, tdmrep.json and ai.txt) and on each answer's headers before
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -46,8 +45,7 @@ class OptOutChecks:
             return refused(PAGE_TDM, "the page's <meta name=tdm-reservation> is 1"), []
         origin = origin_of(url)
         paths = [p for p in self.files.parsers if not (p == TDMREP_PATH and page_tdm == 0)]
-        read = await asyncio.gather(*(self.files.read(origin, p) for p in paths))
-        files = dict(zip(paths, read, strict=True))
+        files = dict(zip(paths, await self.files.read(origin, paths), strict=True))
         notes = [f"opt_out_files.{p.rsplit('/', 1)[-1]} {f.problem}" for p, f in files.items() if f.problem]
         refusal = self._file_refusal(url, origin, files)
         if refusal is None:
