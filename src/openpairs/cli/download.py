@@ -52,31 +52,31 @@ _OptOutDirectives = Annotated[
     list[str] | None,
     Opt(help="X-Robots-Tag directives that opt an image out (repeatable or comma list; '' for none)"),
 ]
-_RespectRobotsTxt = Annotated[
+RespectRobotsTxtOpt = Annotated[
     bool | None, Opt("--respect-robots-txt/--no-respect-robots-txt", help="honour robots.txt Allow/Disallow")
 ]
-_RespectContentUsage = Annotated[
+RespectContentUsageOpt = Annotated[
     bool | None,
     Opt("--respect-content-usage/--no-respect-content-usage",
         help="honour IETF AIPREF Content-Usage (robots.txt lines, response header)"),
 ]  # fmt: skip
-_RespectContentSignal = Annotated[
+RespectContentSignalOpt = Annotated[
     bool | None,
     Opt("--respect-content-signal/--no-respect-content-signal",
         help="honour Cloudflare Content-Signal: ai-train=no in robots.txt"),
 ]  # fmt: skip
-_RespectTdmrep = Annotated[
+RespectTdmrepOpt = Annotated[
     bool | None,
     Opt("--respect-tdmrep/--no-respect-tdmrep",
         help="honour TDMRep: tdmrep.json, tdm-reservation header, the page's tdm-reservation meta"),
 ]  # fmt: skip
-_RespectXRobotsTag = Annotated[
+RespectXRobotsTagOpt = Annotated[
     bool | None, Opt("--respect-x-robots-tag/--no-respect-x-robots-tag", help="honour X-Robots-Tag headers")
 ]
-_RespectAiTxt = Annotated[
+RespectAiTxtOpt = Annotated[
     bool | None, Opt("--respect-ai-txt/--no-respect-ai-txt", help="honour Spawning ai.txt")
 ]
-_RobotsAgent = Annotated[
+RobotsAgentOpt = Annotated[
     list[str] | None,
     Opt("--robots-agent", help="also obey this robots.txt/ai.txt group, e.g. GPTBot, CCBot (repeatable)"),
 ]
@@ -116,13 +116,13 @@ def download(
     max_bytes: _MaxBytes = 16 * 1024 * 1024,
     user_agent_token: _UserAgentToken = "",
     opt_out_directives: _OptOutDirectives = None,
-    respect_robots_txt: _RespectRobotsTxt = None,
-    respect_content_usage: _RespectContentUsage = None,
-    respect_content_signal: _RespectContentSignal = None,
-    respect_tdmrep: _RespectTdmrep = None,
-    respect_x_robots_tag: _RespectXRobotsTag = None,
-    respect_ai_txt: _RespectAiTxt = None,
-    robots_agent: _RobotsAgent = None,
+    respect_robots_txt: RespectRobotsTxtOpt = None,
+    respect_content_usage: RespectContentUsageOpt = None,
+    respect_content_signal: RespectContentSignalOpt = None,
+    respect_tdmrep: RespectTdmrepOpt = None,
+    respect_x_robots_tag: RespectXRobotsTagOpt = None,
+    respect_ai_txt: RespectAiTxtOpt = None,
+    robots_agent: RobotsAgentOpt = None,
     allow_address: _AllowAddress = None,
     allow_private_addresses: _AllowPrivateAddresses = False,
     mirror: _Mirror = "",
