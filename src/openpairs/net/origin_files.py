@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 FILE_MAX_BYTES = 512 * 1024
 FILE_TTL = 24 * 3600.0  # a file read is trusted this long (as the big crawlers do with robots.txt)
-MAX_ORIGINS = 10_000  # (origin, file) entries remembered per process, least recently used forgotten first
+MAX_ENTRIES = 30_000  # (origin, file) pairs kept per process (10,000 origins), least recently used out first
 
 Parser = Callable[[bytes], Any]  # raises ValueError (or UnicodeError) on a body it cannot read
 
@@ -66,7 +66,7 @@ class OriginFiles:
         task = asyncio.ensure_future(self._load(origin, path))
         self._entries[key] = (task, now)
         self._entries.move_to_end(key)
-        while len(self._entries) > MAX_ORIGINS:
+        while len(self._entries) > MAX_ENTRIES:
             self._entries.popitem(last=False)
         return task
 

@@ -43,17 +43,18 @@ def robots_signal(robots: RobotsFile, url: URL, config: FetchConfig) -> str | No
     path = url.raw_path_qs
     for agent in agents:
         if config.respect_content_usage:
-            usage = _values(robots.lines, agent, "content-usage")
-            refusal = aipref_refusal(scoped_preferences(usage, path))
+            refusal = aipref_refusal(_preferences(robots.lines, agent, "content-usage", path))
             if refusal:
                 return f"robots.txt content-usage: {refusal}"
         if config.respect_content_signal:
-            signals = _values(robots.lines, agent, "content-signal")
-            refusal = content_signal_refusal(scoped_preferences(signals, path))
+            refusal = content_signal_refusal(_preferences(robots.lines, agent, "content-signal", path))
             if refusal:
                 return f"robots.txt content-signal: {refusal}"
     return None
 
 
-def _values(lines: RobotsLines, agent: str, name: str) -> list[str]:
-    return [value for _, value in lines.rules_for(agent, name)]
+def _preferences(lines: RobotsLines, agent: str, name: str, path: str) -> dict[str, str]:
+    """The preferences of the most specific `name` line for `agent` matching `path`: its groups' lines,
+    else (none matching the path) the lines before any group."""
+    prefs = scoped_preferences([value for _, value in lines.rules_for(agent, name)], path)
+    return prefs or scoped_preferences([value for field, value in lines.global_rules if field == name], path)
