@@ -57,4 +57,6 @@ def _preferences(lines: RobotsLines, agent: str, name: str, path: str) -> dict[s
     """The preferences of the most specific `name` line for `agent` matching `path`: its groups' lines,
     else (none matching the path) the lines before any group."""
     prefs = scoped_preferences([value for _, value in lines.rules_for(agent, name)], path)
-    return prefs or scoped_preferences([value for field, value in lines.global_rules if field == name], path)
+    if prefs or not lines.global_rules:
+        return prefs
+    return scoped_preferences([value for field, value in lines.global_rules if field == name], path)

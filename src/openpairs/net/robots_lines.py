@@ -30,9 +30,18 @@ class RobotsLines:
 
     groups: list[Group] = field(default_factory=list)
     global_rules: list[Rule] = field(default_factory=list)
+    _found: dict[tuple[str, ...], list[Rule]] = field(default_factory=dict, repr=False, compare=False)
 
     def rules_for(self, agent: str, *names: str) -> list[Rule]:
-        """Rules of fields `names` addressed to `agent`: its own groups', else `*`'s, else the global ones."""
+        """Rules of fields `names` addressed to `agent`: its own groups', else `*`'s, else the global ones
+        (remembered: a file is asked the same question for every row of its origin)."""
+        key = (agent, *names)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._rules_for(agent, names)
+        return found
+
+    def _rules_for(self, agent: str, names: tuple[str, ...]) -> list[Rule]:
         wanted = agent.strip().lower()
         for candidates in (wanted, "*"):
             groups = [g for g in self.groups if candidates in g.agents]
@@ -87,7 +96,7 @@ def scoped_preferences(values: Iterable[str], path: str) -> dict[str, str]:
     best = -1
     merged: dict[str, str] = {}
     for value in values:
-        scope, prefs = _split_scope(value)
+        scope, prefs = _scoped_line(value)
         if scope is not None and not path_matches(scope, path):
             continue
         weight = len(scope) if scope is not None else 0
@@ -95,17 +104,19 @@ def scoped_preferences(values: Iterable[str], path: str) -> dict[str, str]:
             continue
         if weight > best:
             best, merged = weight, {}
-        for key, choice in parse_preferences(prefs).items():
+        for key, choice in prefs:
             if merged.get(key) not in ("n", "no"):
                 merged[key] = choice
     return merged
 
 
-def _split_scope(value: str) -> tuple[str | None, str]:
+@lru_cache(maxsize=4096)
+def _scoped_line(value: str) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """(path scope or None, preferences) of one `[/path] key=value, ...` line."""
     head, _, rest = value.partition(" ")
-    if head.startswith("/") or head.startswith("*"):
-        return head, rest
-    return None, value
+    if head.startswith(("/", "*")):
+        return head, tuple(parse_preferences(rest).items())
+    return None, tuple(parse_preferences(value).items())
 
 
 def parse_preferences(text: str) -> dict[str, str]:
