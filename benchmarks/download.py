@@ -8,6 +8,13 @@ host; img2dataset has no per-host limit). Prints one table and checks that both 
 and store every one of them at 256x256.
 
     .venv/bin/python benchmarks/download.py --n 10000 --latencies 0 50
+
+`--opt-out-cost` runs openpairs only, with every opt-out signal on (the default) and with all of them off
+(`--no-respect-*`), alternately `--repeat` times, and prints the CPU-ms per sample of each and their
+difference: what the checks cost. The corpus is one origin without policy files (404), so that is the
+per-row cost of the checks (cached per-origin files, headers), plus one read of each file per worker.
+
+    .venv/bin/python benchmarks/download.py --n 10000 --latencies 0 --opt-out-cost --repeat 3
 """
 
 from __future__ import annotations
@@ -112,8 +119,21 @@ def _i2d_reason(message: str) -> str:
     return "error:" + lowered[:30]
 
 
-def run_openpairs(n: int, latency: int, workers: int, port: int, corpus: Path) -> dict[str, Any]:
-    """One openpairs run against serve.py, timed with /usr/bin/time -v and sampled by monitor.py."""
+NO_OPT_OUTS = [
+    "--no-respect-robots-txt",
+    "--no-respect-content-usage",
+    "--no-respect-content-signal",
+    "--no-respect-tdmrep",
+    "--no-respect-x-robots-tag",
+    "--no-respect-ai-txt",
+]
+
+
+def run_openpairs(
+    n: int, latency: int, workers: int, port: int, corpus: Path, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """One openpairs run against serve.py, timed with /usr/bin/time -v and sampled by monitor.py
+    (`extra`: more command-line options)."""
     run = DATA / "runs" / f"bench_openpairs_n{n}_lat{latency}"
     subprocess.run(["rm", "-rf", str(run)], check=True)
     run.mkdir(parents=True)
@@ -160,6 +180,7 @@ def run_openpairs(n: int, latency: int, workers: int, port: int, corpus: Path) -
             "128",
             "--allow-address",
             "127.0.0.1",
+            *extra,
         ]
         started = time.perf_counter()
         timed = ["/usr/bin/time", "-v", "-o", str(run / "time.txt"), *cmd]
@@ -203,6 +224,21 @@ def run_openpairs(n: int, latency: int, workers: int, port: int, corpus: Path) -
         "peak_pss_mb": monitor["peak_pss_sum_mb"],
         "other_cpu_pct": monitor.get("avg_other_cpu_pct"),
     }
+
+
+def opt_out_cost(n: int, latency: int, workers: int, port: int, corpus: Path, repeat: int) -> None:
+    """Print the CPU-ms per sample of openpairs with every opt-out signal on and with all off."""
+    cpu: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(repeat):
+        for mode, extra in (("on", ()), ("off", tuple(NO_OPT_OUTS))):
+            run = run_openpairs(n, latency, workers, port, corpus, extra)
+            cpu[mode].append(1000 * run["cpu_s"] / n)
+            print(f"latency {latency} ms, signals {mode}: {cpu[mode][-1]:.3f} CPU-ms/sample, "
+                  f"{n / run['wall_s']:.0f} samples/s, ok {len(run['ok'])}, "
+                  f"other load {run['other_cpu_pct']}%", flush=True)  # fmt: skip
+    on, off = min(cpu["on"]), min(cpu["off"])
+    print(f"latency {latency} ms: CPU-ms/sample (best of {repeat}) signals on {on:.3f}, off {off:.3f}, "
+          f"checks cost {on - off:+.3f} CPU-ms/sample ({100 * (on - off) / off:+.1f}%)", flush=True)  # fmt: skip
 
 
 def _cpu_seconds(path: Path) -> float:
@@ -256,8 +292,14 @@ def main() -> int:
     parser.add_argument("--latencies", type=int, nargs="+", default=[0, 50])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=18765, help="the port baked into the corpus URLs")
+    parser.add_argument("--opt-out-cost", action="store_true", help="openpairs with signals on vs off")
+    parser.add_argument("--repeat", type=int, default=1, help="--opt-out-cost: runs of each, alternating")
     args = parser.parse_args()
     corpus = ensure_corpus(args.n, args.port)
+    if args.opt_out_cost:
+        for latency in args.latencies:
+            opt_out_cost(args.n, latency, args.workers, args.port, corpus, args.repeat)
+        return 0
     rows = []
     for latency in args.latencies:
         i2d = run_img2dataset(args.n, latency, args.workers, args.port)

@@ -125,8 +125,9 @@ def test_robots_txt_is_fetched_once_and_applied(image_server: ImageServer) -> No
         image_server.url("/img/webp"),
         image_server.url("/private/png_rgb"),
     ]
-    results = fetch_all(local(respect_robots_txt=True), urls)
-    assert [r.status for r in results] == ["robots_disallowed", "ok", "robots_disallowed"]
+    results = fetch_all(local(), urls)  # robots.txt is honoured by default
+    assert [r.status for r in results] == ["opted_out", "ok", "opted_out"]
+    assert [r.opt_out_signal for r in results] == ["robots.txt", None, "robots.txt"]
     assert image_server.count("/robots.txt") == 1
     assert image_server.count("/private/webp") == 0
 

@@ -63,11 +63,9 @@ def test_robots_txt_is_fetched_once_per_origin_across_shards(
     urls: list[str | None] = [
         image_server.url(p) for p in ("/img/jpeg_baseline", "/private/jpeg_baseline") * 2
     ]
-    download(
-        write_input(tmp_path / "in.parquet", urls), tmp_path / "out", shard_size=2, respect_robots_txt=True
-    )
+    download(write_input(tmp_path / "in.parquet", urls), tmp_path / "out", shard_size=2)
     statuses = [[row["status"] for row in rows(tmp_path / "out", shard)] for shard in (0, 1)]
-    assert statuses == [["ok", "robots_disallowed"]] * 2
+    assert statuses == [["ok", "opted_out"]] * 2
     assert image_server.count("/robots.txt") == 1
 
 

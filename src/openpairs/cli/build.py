@@ -23,6 +23,16 @@ from openpairs.cli.common import (
     progress_rows,
 )
 from openpairs.cli.extract import PageMetaOptOut
+from openpairs.cli.download import (
+    RespectAiTxtOpt,
+    RespectContentSignalOpt,
+    RespectContentUsageOpt,
+    RespectRobotsTxtOpt,
+    RespectTdmrepOpt,
+    RespectXRobotsTagOpt,
+    RobotsAgentOpt,
+    opt_out_options,
+)
 
 if TYPE_CHECKING:
     from openpairs.build import BuildResult
@@ -46,6 +56,13 @@ def build(
     export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
     samples_per_shard: Annotated[int, typer.Option(help="export: samples per output shard")] = 10_000,
     page_meta_opt_out: PageMetaOptOut = None,
+    respect_robots_txt: RespectRobotsTxtOpt = None,
+    respect_content_usage: RespectContentUsageOpt = None,
+    respect_content_signal: RespectContentSignalOpt = None,
+    respect_tdmrep: RespectTdmrepOpt = None,
+    respect_x_robots_tag: RespectXRobotsTagOpt = None,
+    respect_ai_txt: RespectAiTxtOpt = None,
+    robots_agent: RobotsAgentOpt = None,
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
@@ -55,6 +72,7 @@ def build(
     from openpairs.build import build_config, run_build
     from openpairs.build.config import parse_settings
 
+    opt_outs = opt_out_options(robots_agent, {k: v for k, v in locals().items() if k.startswith("respect_")})
     try:
         overrides = parse_settings(list(settings or []))
         direct: dict[str, dict[str, Any]] = {
@@ -64,7 +82,7 @@ def build(
                 "checkpoint": clip_checkpoint,
                 **actor_overrides(gpus_per_actor, cpus_per_actor, max_actors),
             },
-            "download": {"image_size": image_size},
+            "download": {"image_size": image_size, **opt_outs},
             "filter": {"min_similarity": min_similarity},
             "extract": {"page_meta_opt_out": page_meta_opt_out},
         }

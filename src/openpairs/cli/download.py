@@ -52,7 +52,34 @@ _OptOutDirectives = Annotated[
     list[str] | None,
     Opt(help="X-Robots-Tag directives that opt an image out (repeatable or comma list; '' for none)"),
 ]
-_RespectRobotsTxt = Annotated[bool, Opt(help="fetch robots.txt per host and skip disallowed URLs")]
+RespectRobotsTxtOpt = Annotated[
+    bool | None, Opt("--respect-robots-txt/--no-respect-robots-txt", help="honour robots.txt Allow/Disallow")
+]
+RespectContentUsageOpt = Annotated[
+    bool | None,
+    Opt("--respect-content-usage/--no-respect-content-usage",
+        help="honour IETF AIPREF Content-Usage (robots.txt lines, response header)"),
+]  # fmt: skip
+RespectContentSignalOpt = Annotated[
+    bool | None,
+    Opt("--respect-content-signal/--no-respect-content-signal",
+        help="honour Cloudflare Content-Signal: ai-train=no in robots.txt"),
+]  # fmt: skip
+RespectTdmrepOpt = Annotated[
+    bool | None,
+    Opt("--respect-tdmrep/--no-respect-tdmrep",
+        help="honour TDMRep: tdmrep.json, tdm-reservation header, the page's tdm-reservation meta"),
+]  # fmt: skip
+RespectXRobotsTagOpt = Annotated[
+    bool | None, Opt("--respect-x-robots-tag/--no-respect-x-robots-tag", help="honour X-Robots-Tag headers")
+]
+RespectAiTxtOpt = Annotated[
+    bool | None, Opt("--respect-ai-txt/--no-respect-ai-txt", help="honour Spawning ai.txt")
+]
+RobotsAgentOpt = Annotated[
+    list[str] | None,
+    Opt("--robots-agent", help="also obey this robots.txt/ai.txt group, e.g. GPTBot, CCBot (repeatable)"),
+]
 _AllowAddress = Annotated[
     list[str] | None, Opt(help="address or CIDR to allow despite the guard (repeatable)")
 ]
@@ -89,7 +116,13 @@ def download(
     max_bytes: _MaxBytes = 16 * 1024 * 1024,
     user_agent_token: _UserAgentToken = "",
     opt_out_directives: _OptOutDirectives = None,
-    respect_robots_txt: _RespectRobotsTxt = False,
+    respect_robots_txt: RespectRobotsTxtOpt = None,
+    respect_content_usage: RespectContentUsageOpt = None,
+    respect_content_signal: RespectContentSignalOpt = None,
+    respect_tdmrep: RespectTdmrepOpt = None,
+    respect_x_robots_tag: RespectXRobotsTagOpt = None,
+    respect_ai_txt: RespectAiTxtOpt = None,
+    robots_agent: RobotsAgentOpt = None,
     allow_address: _AllowAddress = None,
     allow_private_addresses: _AllowPrivateAddresses = False,
     mirror: _Mirror = "",
@@ -121,6 +154,7 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
     if directives is not None:  # given, maybe as '' (none): else the preset's / the default list
         options["opt_out_directives"] = tuple(d.lower() for d in _items(directives))
     allowed = tuple(options.pop("allow_address") or ())
+    options.update(opt_out_options(options.pop("robots_agent"), options))
     retry_failed = bool(options["retry_failed"])
     try:
         config = stage_config(DownloadConfig, "download", preset, save_additional_columns=extra,
@@ -136,6 +170,18 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
     print_result("download", result)
     if not result.ok:
         raise typer.Exit(code=1)
+
+
+def opt_out_options(robots_agent: list[str] | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """The opt-out settings given on a command line: the flags set (unset: the default, on) and the
+    robots.txt groups; the flags are removed from `flags`."""
+    from openpairs.net.config import OPT_OUT_FLAGS
+
+    given = {name: flags.pop(name) for name in OPT_OUT_FLAGS}
+    options = {name: value for name, value in given.items() if value is not None}
+    if robots_agent:
+        options["robots_agents"] = _items(robots_agent)
+    return options
 
 
 def _items(values: list[str] | None) -> tuple[str, ...]:

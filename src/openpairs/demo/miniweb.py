@@ -21,6 +21,7 @@ from openpairs.demo.captions import CaptionedImages
 
 IMAGES = "data/images"
 REDIRECTED = "/__moved__"
+POLICY_FILES = ("/robots.txt", "/.well-known/tdmrep.json", "/ai.txt")  # the mini web has none: 404
 MIME = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 # Buckets of sha256(url) % 100: the kind of answer a URL gets. The rest get an image.
 BUCKETS = (
@@ -132,8 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = original_url(self.path)
         if url is None:
             result = Answer(400, (("Content-Type", "text/plain"),), b"expected /{scheme}/{host}/{path}")
-        elif unquote(url.split("?", 1)[0]).endswith("/robots.txt"):
-            result = Answer(404, (("Content-Type", "text/plain"),), b"no robots.txt")
+        elif unquote(url.split("?", 1)[0]).endswith(POLICY_FILES):
+            result = Answer(404, (("Content-Type", "text/plain"),), b"no such policy file")
         else:
             result = answer(self.server.files, url)
         self.send_response(result.status)

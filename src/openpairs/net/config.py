@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openpairs import __version__
 from openpairs.net.optout import DEFAULT_DIRECTIVES
 
 PROJECT_URL = "https://github.com/openpairs/openpairs"
+# the flags of the opt-out signals (FetchConfig fields, all on by default; docs/optout.md)
+OPT_OUT_FLAGS = (
+    "respect_robots_txt",
+    "respect_content_usage",
+    "respect_content_signal",
+    "respect_tdmrep",
+    "respect_x_robots_tag",
+    "respect_ai_txt",
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,14 @@ class FetchConfig:
     dns_cache_seconds: int = 300
     user_agent_token: str = ""
     opt_out_directives: tuple[str, ...] = DEFAULT_DIRECTIVES
-    respect_robots_txt: bool = False
+    # opt-out signals (net/signals.py), every one on by default
+    respect_robots_txt: bool = True  # robots.txt Allow/Disallow for our groups
+    respect_content_usage: bool = True  # IETF AIPREF Content-Usage: robots.txt lines and response header
+    respect_content_signal: bool = True  # Cloudflare Content-Signal lines of robots.txt
+    respect_tdmrep: bool = True  # TDMRep: tdmrep.json, tdm-reservation header, the page's meta
+    respect_x_robots_tag: bool = True  # X-Robots-Tag response header (opt_out_directives)
+    respect_ai_txt: bool = True  # Spawning ai.txt
+    robots_agents: tuple[str, ...] = ()  # more robots.txt/ai.txt groups to obey (GPTBot, CCBot, ...)
     allow_addresses: tuple[str, ...] = ()
     allow_private_addresses: bool = False
     mirror: str = ""  # fetch `{mirror}/{scheme}/{host}{path}?{query}` instead of the URL itself
@@ -54,6 +70,12 @@ class FetchConfig:
         """Names an X-Robots-Tag or robots.txt group may use to address us."""
         return ("openpairs", self.user_agent_token) if self.user_agent_token else ("openpairs",)
 
+    def robots_groups(self) -> tuple[str, ...]:
+        """The robots.txt and ai.txt groups we obey: ours and the AI-training groups the user named."""
+        return tuple(
+            dict.fromkeys(a.strip().lower() for a in (*self.agents(), *self.robots_agents) if a.strip())
+        )
+
 
 @dataclass
 class FetchResult:
@@ -68,3 +90,4 @@ class FetchResult:
     location: str | None = None  # set on a redirect response (internal)
     retry_after: float | None = None
     opt_out_signal: str | None = None  # set with status opted_out: which signal, e.g. `x-robots-tag: noai`
+    notes: list[str] = field(default_factory=list)  # counters for the shard stats (an unparsable file)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
@@ -15,7 +15,6 @@ from openpairs.core.status import Status, http_status
 from openpairs.net.body import read_capped
 from openpairs.net.config import FetchConfig, FetchResult
 from openpairs.net.guard import AddressPolicy, BlockedAddressError, mirror_addresses, parse_ip
-from openpairs.net.optout import opted_out
 from openpairs.net.resolver import GuardedResolver
 from openpairs.net.retry import (
     HOST_WAIT_CAP,
@@ -25,6 +24,10 @@ from openpairs.net.retry import (
     should_retry,
 )
 
+if TYPE_CHECKING:
+    from openpairs.net.signals import OptOutChecks
+
+_Checks = tuple["OptOutChecks | None", int | None]  # the answer's header checks (None: none), the page's tdm
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 SCHEMES = frozenset({"http", "https"})
 
@@ -40,7 +43,7 @@ class Fetcher:
         self.rng = random.Random(config.seed)
         self.headers = {"User-Agent": config.user_agent(), "Accept": "image/*,*/*;q=0.8"}
         self._session: aiohttp.ClientSession | None = None
-        self._robots: Any = None
+        self._checks: Any = None  # net/signals.OptOutChecks, made on entry
         self._slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> Fetcher:
@@ -59,10 +62,9 @@ class Fetcher:
         # aiohttp silently sends a GET again after a reset or a disconnect before the answer; our retry
         # policy (counted, backed off, per-host health) is the only one, so a reset costs one attempt
         self._session._retry_connection = False
-        if self.config.respect_robots_txt:
-            from openpairs.net.robots import RobotsCache
+        from openpairs.net.signals import OptOutChecks
 
-            self._robots = RobotsCache(self)
+        self._checks = OptOutChecks(self)
         return self
 
     async def __aexit__(
@@ -71,8 +73,11 @@ class Fetcher:
         if self._session is not None:
             await self._session.close()
 
-    async def fetch(self, url: str, rng: random.Random | None = None) -> FetchResult:
-        """Fetch one URL (`rng`: the caller's backoff jitter); never raises for anything the network does."""
+    async def fetch(
+        self, url: str, rng: random.Random | None = None, page_tdm: int | None = None
+    ) -> FetchResult:
+        """Fetch one URL (`rng`: the caller's backoff jitter; `page_tdm`: its page's tdm-reservation meta,
+        0, 1 or None); never raises for anything the network does."""
         try:
             parsed = URL(url)
         except (ValueError, TypeError) as exc:
@@ -81,16 +86,14 @@ class Fetcher:
             return FetchResult(Status.INVALID_URL, error=f"not an http(s) URL with a host: {url[:200]}")
         assert self._slots is not None, "use `async with Fetcher(...)`"
         async with self._slots:
-            return await self._fetch_parsed(parsed, rng)
+            return await self._fetch_parsed(parsed, rng, page_tdm)
 
-    async def _fetch_parsed(self, parsed: URL, rng: random.Random | None) -> FetchResult:
+    async def _fetch_parsed(
+        self, parsed: URL, rng: random.Random | None, page_tdm: int | None
+    ) -> FetchResult:
         try:
             async with asyncio.timeout(self.config.deadline):
-                if self._robots is not None:
-                    refusal = await self._robots.refusal(parsed)
-                    if refusal is not None:
-                        return refusal
-                return await self.follow(parsed, check_optout=True, rng=rng)
+                return await self.follow(parsed, check_optout=True, rng=rng, page_tdm=page_tdm)
         except TimeoutError:
             return FetchResult(Status.TIMEOUT, error=f"URL deadline of {self.config.deadline:g}s passed")
 
@@ -100,14 +103,25 @@ class Fetcher:
         check_optout: bool,
         max_bytes: int | None = None,
         rng: random.Random | None = None,
+        page_tdm: int | None = None,
     ) -> FetchResult:
-        """Fetch `url`, following at most `max_redirects` redirects, each hop checked again."""
+        """Fetch `url`, following at most `max_redirects` redirects, each hop checked again (with
+        `check_optout`, every hop's origin's opt-out files first, then its answer's headers)."""
         attempts = 0
         jitter = rng or self.rng
+        notes: list[str] = []
         for hop in range(self.config.max_redirects + 1):
-            result = await self._with_retries(url, check_optout, max_bytes or self.config.max_bytes, jitter)
+            result = None
+            if check_optout:
+                result, seen = await self._checks.before(url, page_tdm)
+                notes += seen
+            if result is None:
+                checks = self._checks if check_optout else None
+                result = await self._with_retries(
+                    url, (checks, page_tdm), max_bytes or self.config.max_bytes, jitter
+                )
             attempts += result.attempts
-            result.redirects, result.attempts = hop, attempts
+            result.redirects, result.attempts, result.notes = hop, attempts, notes
             if result.location is None:
                 return result
             try:
@@ -122,10 +136,11 @@ class Fetcher:
             Status.TOO_MANY_REDIRECTS,
             error=f"more than {self.config.max_redirects} redirects",
             attempts=attempts,
+            notes=notes,
         )
 
     async def _with_retries(
-        self, url: URL, check_optout: bool, max_bytes: int, rng: random.Random
+        self, url: URL, checks: _Checks, max_bytes: int, rng: random.Random
     ) -> FetchResult:
         host = url.host or ""
         loop = asyncio.get_running_loop()
@@ -141,7 +156,7 @@ class Fetcher:
                 )
             if wait > 0:
                 await asyncio.sleep(wait)
-            result = await self._once(url, check_optout, max_bytes)
+            result = await self._once(url, checks, max_bytes)
             result.attempts = attempt + 1
             self.health.record(host, result.status, loop.time())
             if result.retry_after is not None and should_retry(result.status):  # for every later request
@@ -157,13 +172,13 @@ class Fetcher:
             )
         return result
 
-    async def _once(self, url: URL, check_optout: bool, max_bytes: int) -> FetchResult:
+    async def _once(self, url: URL, checks: _Checks, max_bytes: int) -> FetchResult:
         target = mirror_url(self.config.mirror, url) if self.config.mirror else url
         try:
             if not self.config.mirror or parse_ip(url.host or "") is not None:
                 self.policy.check_literal(url.host or "")
             async with asyncio.timeout(self.config.timeout):
-                return await self._request(url, target, check_optout, max_bytes)
+                return await self._request(url, target, checks, max_bytes)
         except BlockedAddressError as exc:
             return FetchResult(Status.BLOCKED_ADDRESS, error=str(exc))
         except aiohttp.ClientConnectorError as exc:
@@ -181,7 +196,7 @@ class Fetcher:
         except (aiohttp.ClientError, OSError) as exc:
             return FetchResult(Status.CONNECTION_ERROR, error=f"{type(exc).__name__}: {exc}")
 
-    async def _request(self, url: URL, target: URL, check_optout: bool, max_bytes: int) -> FetchResult:
+    async def _request(self, url: URL, target: URL, checks: _Checks, max_bytes: int) -> FetchResult:
         assert self._session is not None, "use `async with Fetcher(...)`"
         timeout = aiohttp.ClientTimeout(
             sock_connect=self.config.connect_timeout, sock_read=self.config.read_timeout
@@ -195,18 +210,11 @@ class Fetcher:
             if not 200 <= code < 300:
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 return FetchResult(http_status(code), error=f"HTTP {code}", retry_after=retry_after)
-            if check_optout:
-                directive = opted_out(
-                    response.headers.getall("X-Robots-Tag", []),
-                    self.config.opt_out_directives,
-                    self.config.agents(),
-                )
-                if directive:
-                    return FetchResult(
-                        Status.OPTED_OUT,
-                        error=f"X-Robots-Tag: {directive}",
-                        opt_out_signal=f"x-robots-tag: {directive}",
-                    )
+            optout, page_tdm = checks
+            if optout is not None:
+                refusal = optout.after(response.headers, page_tdm)
+                if refusal is not None:
+                    return refusal
             mime = response.headers.get("Content-Type", "")
             if (response.content_length or 0) > max_bytes:
                 return FetchResult(Status.BODY_TOO_LARGE, error=f"Content-Length {response.content_length}")

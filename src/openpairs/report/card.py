@@ -97,6 +97,7 @@ def render_card(data: ReportData, title: str, warnings: tuple[str, ...]) -> str:
         for s in data.funnel
     ]
     sizes = size_table(data.aggregates)
+    opt_outs = data.opt_outs()
     parts = [
         _yaml(data, title, kept, languages),
         f"# {title}",
@@ -112,6 +113,12 @@ def render_card(data: ReportData, title: str, warnings: tuple[str, ...]) -> str:
         "## Image sizes (LAION-400M Table 1 on the original sizes)",
         "",
         _md_table(["", "samples"], [[label, f"{n:,}"] for label, n in sizes]) if sizes else "no data",
+        "",
+        "## Opt-out signals honoured",
+        "",
+        _md_table(["stage", "signal", "rows"], [[st, sig, f"{n:,}"] for st, sig, n in opt_outs])
+        if opt_outs
+        else "No row was refused by an opt-out signal.",
         "",
         "## Languages",
         "",
@@ -141,5 +148,6 @@ In the LAION-400M layout, `WIDTH` and `HEIGHT` are the original width and height
 
 The captions and URLs come from Common Crawl (Common Crawl Terms of Use). The images belong to their
 owners and are linked, not licensed: the `LICENSE` column only records a Creative Commons license the
-page declared, or `?`. Samples whose server sent an opt-out header (`X-Robots-Tag: noai`) were dropped.
+page declared, or `?`. Samples that an opt-out signal refused (robots.txt and its AI usage lines, TDMRep,
+ai.txt, `X-Robots-Tag`, `Content-Usage`, the page's meta tags; the table above) were never stored.
 """

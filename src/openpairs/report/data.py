@@ -91,7 +91,26 @@ class ReportData:
         ]
         return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))[:limit]
 
+    def opt_outs(self) -> list[tuple[str, str, int]]:
+        """Rows each opt-out signal refused, per stage (`opt_out.<signal>` counters of extract and
+        download), then the policy files that could not be used (`opt_out_files.<file> <problem>`)."""
+        labels = {stage_dir: label for stage_dir, label, _ in STAGES}
+        return [
+            (
+                labels[stage],
+                name.partition(".")[2] if kind == OPT_OUT else f"unusable {name.partition('.')[2]}",
+                n,
+            )
+            for kind in (OPT_OUT, OPT_OUT_FILES)
+            for stage in ("extract", "shards")
+            if stage in self.stages
+            for name, n in sorted(self.stages[stage].counters.items())
+            if name.startswith(kind + ".")
+        ]
 
+
+OPT_OUT = "opt_out"  # counter prefix: rows an opt-out signal refused (`opt_out.robots.txt`)
+OPT_OUT_FILES = "opt_out_files"  # counter prefix: per-origin policy files that could not be used
 DEDUP_STATS = DONE_FILE  # dedup is a global step: its totals (duplicates included) live here
 
 

@@ -72,6 +72,13 @@ def _errors(data: ReportData) -> str:
     return _table(["stage", "message", "count"], [[s, m, f"{n:,}"] for s, m, n in errors], {2})
 
 
+def _opt_outs(data: ReportData) -> str:
+    rows = data.opt_outs()
+    if not rows:
+        return '<p class="nodata">no row was refused by an opt-out signal</p>'
+    return _table(["stage", "signal", "rows"], [[s, m, f"{n:,}"] for s, m, n in rows], {2})
+
+
 def _plots(plots: list[Plot]) -> str:
     figures = []
     for plot in plots:
@@ -96,6 +103,7 @@ def render_html(data: ReportData, plots: list[Plot], title: str, warnings: tuple
 <h2>Image sizes (LAION-400M paper, Table 1, on the kept samples' original sizes)</h2>{_sizes(data)}
 <h2>Plots</h2>{_plots(plots)}
 <h2>Stages and statuses</h2>{stages}
+<h2>Opt-out signals honoured</h2>{_opt_outs(data)}
 <h2>Top error messages</h2>{_errors(data)}
 </body></html>
 """

@@ -34,7 +34,8 @@ from openpairs.stages.runner import ShardTask
 
 STAGE = "download"
 T = TypeVar("T")
-_Row = tuple[int, str, str | None, str | None]  # position, key, url, expected sha256
+_Row = tuple[int, str, str | None, str | None, int | None]  # position, key, url, expected sha256, page tdm
+PAGE_TDM_RESERVATION = "page_tdm_reservation"  # the page's <meta name="tdm-reservation"> (extract)
 
 
 def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
@@ -55,7 +56,8 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
         for i in todo:
             if unreadable[i]:  # a row the input reader could not read: never fetched
                 outcomes[i] = dw.Outcome(Status.INVALID_URL, unreadable[i])
-        rows = [(i, keys[i], urls[i], hashes[i]) for i in todo if not unreadable[i]]
+        pages = _page_tdm(inputs)
+        rows = [(i, keys[i], urls[i], hashes[i], pages[i]) for i in todo if not unreadable[i]]
         fetched = _fetch_all(config, rows, spool, stats)
         for i, outcome in fetched.items():
             outcomes[i] = outcome
@@ -71,6 +73,8 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
         trim_malloc()
     for outcome in final:
         stats.count(outcome.status)
+        if outcome.opt_out_signal:
+            stats.bump(f"opt_out.{outcome.opt_out_signal}")
         if outcome.status != Status.OK and outcome.error:
             stats.error(f"{outcome.status}: {outcome.error}")
     stats.bump("fetched", len(todo))
@@ -84,7 +88,7 @@ def read_input_shard(path: str, config: DownloadConfig) -> pa.Table:
     if raw.schema.names[: len(CANDIDATE_SCHEMA)] == CANDIDATE_SCHEMA.names and "key" in raw.column_names:
         extras = {n for n in raw.column_names if n not in CANDIDATE_SCHEMA.names}
         needed = {EXPECTED_SHA256} if config.verify_hash else set()
-        if needed <= extras <= {*config.save_additional_columns, *INTERNAL_COLUMNS}:
+        if needed <= extras <= {*config.save_additional_columns, *INTERNAL_COLUMNS, PAGE_TDM_RESERVATION}:
             return raw  # already normalised by planning
     spec = InputSpec(path, "parquet", "url", "caption", config.save_additional_columns, config.verify_hash)
     table = normalise(raw, spec)
@@ -96,6 +100,13 @@ def _internal(inputs: pa.Table, name: str) -> list[str | None]:
     if name not in inputs.column_names:
         return [None] * inputs.num_rows
     return inputs.column(name).to_pylist()  # type: ignore[no-any-return]
+
+
+def _page_tdm(inputs: pa.Table) -> list[int | None]:
+    """Each row's page tdm-reservation (0, 1 or None) where the input has the column, else None."""
+    if PAGE_TDM_RESERVATION not in inputs.column_names:
+        return [None] * inputs.num_rows
+    return [None if v is None else int(v) for v in inputs.column(PAGE_TDM_RESERVATION).to_pylist()]
 
 
 def _previous(
@@ -179,17 +190,17 @@ class _Context:
 async def _fetch_rows(
     config: DownloadConfig, rows: list[_Row], context: _Context, handed_out: Callable[[], None]
 ) -> dict[int, dw.Outcome]:
-    """Fetch and convert `rows` ((position, key, url, expected sha256)) with `connections` workers;
+    """Fetch and convert `rows` ((position, key, url, expected sha256, page tdm)) with `connections` workers;
     `handed_out()` once every row has been taken."""
     outcomes: dict[int, dw.Outcome] = {}
     pending = _then_drain(rows, handed_out)
     stats = context.stats
 
     async def worker() -> None:
-        for position, key, url, expected in pending:
+        for position, key, url, expected, page_tdm in pending:
             await context.backlog.wait_for_room()
             try:
-                outcomes[position] = await _one_safely(context, key, url, expected)
+                outcomes[position] = await _one_safely(context, key, url, expected, page_tdm)
                 if len(outcomes) == max(1, len(rows) // 2):  # once a shard: no await since the store
                     crashpoints.reached("download.shard", stats.shard)  # freezes the event loop
             finally:
@@ -205,23 +216,29 @@ def _then_drain(rows: list[T], handed_out: Callable[[], None]) -> Iterator[T]:
     handed_out()
 
 
-async def _one_safely(context: _Context, key: str, url: str | None, expected: str | None) -> dw.Outcome:
+async def _one_safely(
+    context: _Context, key: str, url: str | None, expected: str | None, page_tdm: int | None
+) -> dw.Outcome:
     """`_one`, with an unforeseen error ending as the row's status: it costs its row, never the shard."""
     try:
-        return await _one(context, key, url, expected)
+        return await _one(context, key, url, expected, page_tdm)
     except Exception as exc:
         return dw.Outcome(Status.CONNECTION_ERROR, f"unexpected {type(exc).__name__}: {exc}")
 
 
-async def _one(context: _Context, key: str, url: str | None, expected: str | None) -> dw.Outcome:
-    """Fetch, check (against `expected`, its known sha256) and convert one URL; every failure is an
-    Outcome, never an exception."""
+async def _one(
+    context: _Context, key: str, url: str | None, expected: str | None, page_tdm: int | None
+) -> dw.Outcome:
+    """Fetch, check (against `expected`, its known sha256; opt-outs with its page's tdm-reservation) and
+    convert one URL; every failure is an Outcome, never an exception."""
     from openpairs.image import ImageRejected
 
     if not url:
         return dw.Outcome(Status.INVALID_URL, "missing URL")
     stats, backlog = context.stats, context.backlog
-    result = await context.fetcher.fetch(url, context.rng)
+    result = await context.fetcher.fetch(url, context.rng, page_tdm)
+    for note in result.notes:
+        stats.bump(note)
     stats.bump("retries", max(0, result.attempts - 1 - result.redirects))
     stats.bump("redirects", result.redirects)
     if result.status != Status.OK or result.body is None:

@@ -44,6 +44,12 @@ class DownloadConfig:
     user_agent_token: str = FetchConfig.user_agent_token
     opt_out_directives: tuple[str, ...] = FetchConfig.opt_out_directives
     respect_robots_txt: bool = FetchConfig.respect_robots_txt
+    respect_content_usage: bool = FetchConfig.respect_content_usage
+    respect_content_signal: bool = FetchConfig.respect_content_signal
+    respect_tdmrep: bool = FetchConfig.respect_tdmrep
+    respect_x_robots_tag: bool = FetchConfig.respect_x_robots_tag
+    respect_ai_txt: bool = FetchConfig.respect_ai_txt
+    robots_agents: tuple[str, ...] = FetchConfig.robots_agents
     allow_addresses: tuple[str, ...] = FetchConfig.allow_addresses
     allow_private_addresses: bool = FetchConfig.allow_private_addresses
     mirror: str = FetchConfig.mirror
