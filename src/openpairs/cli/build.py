@@ -41,6 +41,10 @@ def build(
     cpus_per_actor: CpusPerActorOpt = 0,
     max_actors: MaxActorsOpt = 0,
     image_size: Annotated[int | None, typer.Option(help="download: output image size")] = None,
+    xmp_data_mining: Annotated[
+        bool | None, typer.Option("--xmp-data-mining/--no-xmp-data-mining", help="download: honour XMP")
+    ] = None,
+    c2pa: Annotated[bool | None, typer.Option("--c2pa/--no-c2pa", help="download: honour C2PA")] = None,
     min_similarity: Annotated[float | None, typer.Option(help="filter: threshold (English)")] = None,
     export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
     samples_per_shard: Annotated[int, typer.Option(help="export: samples per output shard")] = 10_000,
@@ -62,7 +66,7 @@ def build(
                 "checkpoint": clip_checkpoint,
                 **actor_overrides(gpus_per_actor, cpus_per_actor, max_actors),
             },
-            "download": {"image_size": image_size},
+            "download": {"image_size": image_size, "xmp_data_mining": xmp_data_mining, "c2pa": c2pa},
             "filter": {"min_similarity": min_similarity},
         }
         for stage, values in direct.items():

@@ -53,6 +53,10 @@ _OptOutDirectives = Annotated[
     Opt(help="X-Robots-Tag directives that opt an image out (repeatable or comma list; '' for none)"),
 ]
 _RespectRobotsTxt = Annotated[bool, Opt(help="fetch robots.txt per host and skip disallowed URLs")]
+XmpDataMiningOpt = Annotated[
+    bool, Opt(help="opt out images whose XMP plus:DataMining prohibits data mining or AI training")
+]
+C2paOpt = Annotated[bool, Opt(help="opt out images whose C2PA manifest refuses AI training or data mining")]
 _AllowAddress = Annotated[
     list[str] | None, Opt(help="address or CIDR to allow despite the guard (repeatable)")
 ]
@@ -90,6 +94,8 @@ def download(
     user_agent_token: _UserAgentToken = "",
     opt_out_directives: _OptOutDirectives = None,
     respect_robots_txt: _RespectRobotsTxt = False,
+    xmp_data_mining: XmpDataMiningOpt = True,
+    c2pa: C2paOpt = True,
     allow_address: _AllowAddress = None,
     allow_private_addresses: _AllowPrivateAddresses = False,
     mirror: _Mirror = "",

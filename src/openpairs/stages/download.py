@@ -27,8 +27,9 @@ from openpairs.image.config import ImageConfig
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages import download_write as dw
+from openpairs.stages.download_checks import BodyChecks, convert_checked
 from openpairs.stages.download_config import DownloadConfig
-from openpairs.stages.download_memory import Backlog, process_bounded, trim_malloc, tune_malloc
+from openpairs.stages.download_memory import Backlog, trim_malloc, tune_malloc
 from openpairs.stages.inputs import EXPECTED_SHA256, INPUT_ERROR, INTERNAL_COLUMNS, InputSpec, normalise
 from openpairs.stages.runner import ShardTask
 
@@ -73,6 +74,8 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
         stats.count(outcome.status)
         if outcome.status != Status.OK and outcome.error:
             stats.error(f"{outcome.status}: {outcome.error}")
+        if outcome.opt_out_signal:
+            stats.bump(f"opt_out.{outcome.opt_out_signal}")
     stats.bump("fetched", len(todo))
     stats.time("total", time.perf_counter() - started)
     return stats
@@ -144,7 +147,9 @@ def _fetch_all(
     ):
         rng = random.Random(service.config.seed)  # the shard's own jitter, as when it had its own fetcher
         backlog = Backlog(most=config.connections)
-        context = _Context(service.fetcher, pool, config.image_config(), spool, stats, backlog, rng)
+        context = _Context(
+            service.fetcher, pool, config.image_config(), config.body_checks(), spool, stats, backlog, rng
+        )
         future = service.submit(_fetch_rows(config, rows, context, handed_out.set))
         return _outcomes_of(future, handed_out)
 
@@ -170,6 +175,7 @@ class _Context:
     fetcher: Any
     pool: ThreadPoolExecutor
     image_config: ImageConfig
+    checks: BodyChecks
     spool: dw.Spool
     stats: ShardStats
     backlog: Backlog
@@ -214,8 +220,8 @@ async def _one_safely(context: _Context, key: str, url: str | None, expected: st
 
 
 async def _one(context: _Context, key: str, url: str | None, expected: str | None) -> dw.Outcome:
-    """Fetch, check (against `expected`, its known sha256) and convert one URL; every failure is an
-    Outcome, never an exception."""
+    """Fetch, check (against `expected`, its known sha256, and the body's own opt-out signals) and
+    convert one URL; every failure is an Outcome, never an exception."""
     from openpairs.image import ImageRejected
 
     if not url:
@@ -233,10 +239,10 @@ async def _one(context: _Context, key: str, url: str | None, expected: str | Non
         stats.bump("hash_checked")
     try:
         image = await asyncio.get_running_loop().run_in_executor(
-            context.pool, process_bounded, result.body, context.image_config, expected
+            context.pool, convert_checked, result.body, context.image_config, expected, context.checks
         )
     except ImageRejected as rejected:
-        return dw.Outcome(str(rejected.status), rejected.reason, bytes=size)
+        return dw.Outcome(str(rejected.status), rejected.reason, bytes=size, opt_out_signal=rejected.signal)
     except Exception as exc:  # a decoder bug on one body must not sink the shard
         return dw.Outcome(Status.DECODE_ERROR, f"{type(exc).__name__}: {exc}", bytes=size)
     finally:
