@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import posixpath
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from openpairs.core.status import Status
 from openpairs.safety.pdq_index import PdqIndex
 from openpairs.safety.urlnorm import normalise_url
 
-ALGORITHMS = ("md5", "sha1", "sha256")
+ALGORITHMS = ("sha256", "sha1", "md5")  # the order of matching: scrub sees only the recorded sha256
 HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
 URL_KINDS = tuple(f"url-{algorithm}" for algorithm in ALGORITHMS)
 BODY_KINDS = ALGORITHMS  # hashes of an image's original body
@@ -43,6 +45,18 @@ class Match:
     def status(self) -> Status:
         """The status a matched row ends with: blocklisted_url for URL hashes, else blocklisted_image."""
         return Status.BLOCKLISTED_URL if self.kind in URL_KINDS else Status.BLOCKLISTED_IMAGE
+
+    @property
+    def message(self) -> str:
+        """The row's `error`: the list's file name and the hash kind (no distance: scrub's PDQ differs)."""
+        return f"on safety list {posixpath.basename(self.list_file)} ({self.kind})"
+
+    def download_fields(self, body_bytes: int | None = None) -> dict[str, Any]:
+        """The download fields a matched row ends with, in a build and in scrub alike: status and error;
+        for an image match the body's size (it was downloaded), nothing about the image; no opt-out signal.
+        """
+        size = body_bytes if self.status == Status.BLOCKLISTED_IMAGE else None
+        return {"status": str(self.status), "error": self.message, "bytes": size}
 
 
 def parse_entry(text: str) -> list[tuple[str, str]]:
