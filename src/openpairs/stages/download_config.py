@@ -60,7 +60,10 @@ class DownloadConfig:
     min_side: int = ImageConfig.min_side
     max_aspect_ratio: float = ImageConfig.max_aspect_ratio
     keep_original: bool = ImageConfig.keep_original
-    # the body's own opt-out signals (safety/): IPTC plus:DataMining in XMP, C2PA/CAWG training-mining
+    # safety lists (safety/blocklist.py: URL, body and PDQ hashes) and the body's own opt-out signals
+    # (safety/embedded.py: IPTC plus:DataMining in XMP, C2PA/CAWG training-mining assertions)
+    blocklist: tuple[str, ...] = BodyChecks.blocklist
+    pdq_threshold: int = BodyChecks.pdq_threshold
     xmp_data_mining: bool = BodyChecks.xmp_data_mining
     c2pa: bool = BodyChecks.c2pa
     # shard
