@@ -105,7 +105,8 @@ def test_a_bad_list_stops_the_command_naming_file_and_line(tmp_path: Path, comma
     bad = tmp_path / "bad.txt"
     bad.write_text(f"sha1:{'0' * 40}\nnot-a-hash\n")
     inp = write_input(tmp_path / "in.parquet", ["http://127.0.0.1:9/x.jpg"])
-    args = [command, str(inp), "--out", str(tmp_path / "out"), "--blocklist", str(bad), "--no-c2pa"]
+    flags = ["--blocklist", str(bad), "--no-c2pa", "--no-xmp-data-mining"]  # the flags parse on both
+    args = [command, str(inp), "--out", str(tmp_path / "out"), *flags]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "bad.txt:2" in " ".join(result.output.split()) and not (tmp_path / "out").exists()
