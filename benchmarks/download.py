@@ -15,6 +15,7 @@ difference: what the checks cost. The corpus is one origin without policy files 
 per-row cost of the checks (cached per-origin files, headers), plus one read of each file per worker.
 
     .venv/bin/python benchmarks/download.py --n 10000 --latencies 0 --opt-out-cost --repeat 3
+    .venv/bin/python benchmarks/download.py --byte-checks --limit 2000   (benchmarks/download_checks.py)
 """
 
 from __future__ import annotations
@@ -294,7 +295,13 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18765, help="the port baked into the corpus URLs")
     parser.add_argument("--opt-out-cost", action="store_true", help="openpairs with signals on vs off")
     parser.add_argument("--repeat", type=int, default=1, help="--opt-out-cost: runs of each, alternating")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--byte-checks", action="store_true", help="instead: CPU-ms per image of the byte checks"
+    )
+    args, rest = parser.parse_known_args()
+    if args.byte_checks:  # benchmarks/download_checks.py, its options after ours (e.g. --limit 500)
+        checks = Path(__file__).with_name("download_checks.py")
+        return subprocess.run([sys.executable, str(checks), *rest], check=False).returncode
     corpus = ensure_corpus(args.n, args.port)
     if args.opt_out_cost:
         for latency in args.latencies:

@@ -66,7 +66,7 @@ def test_page_metas_opt_out_at_extract_and_flag_off_keeps_them(run, tmp_path) ->
     wat, names = _generated_wat(tmp_path)
     off = str(tmp_path / "off")
     result = CliRunner().invoke(
-        app, ["extract", wat, "--out", off, "--language", "off", "--all-languages", "--no-page-meta-opt-out",
+        app, ["extract", wat, "--out", off, "--language", "off", "--all-languages", "--no-respect-page-meta",
               "--user-agent-token", TOKEN],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -22,8 +22,9 @@ from openpairs.cli.common import (
     executor_config,
     progress_rows,
 )
-from openpairs.cli.extract import PageMetaOptOut
 from openpairs.cli.download import (
+    BlocklistOpt,
+    C2paOpt,
     RespectAiTxtOpt,
     RespectContentSignalOpt,
     RespectContentUsageOpt,
@@ -31,8 +32,10 @@ from openpairs.cli.download import (
     RespectTdmrepOpt,
     RespectXRobotsTagOpt,
     RobotsAgentOpt,
+    XmpDataMiningOpt,
     opt_out_options,
 )
+from openpairs.cli.extract import PageMetaOptOut
 
 if TYPE_CHECKING:
     from openpairs.build import BuildResult
@@ -52,6 +55,9 @@ def build(
     cpus_per_actor: CpusPerActorOpt = 0,
     max_actors: MaxActorsOpt = 0,
     image_size: Annotated[int | None, typer.Option(help="download: output image size")] = None,
+    xmp_data_mining: XmpDataMiningOpt = None,
+    c2pa: C2paOpt = None,
+    blocklist: BlocklistOpt = None,
     min_similarity: Annotated[float | None, typer.Option(help="filter: threshold (English)")] = None,
     export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
     samples_per_shard: Annotated[int, typer.Option(help="export: samples per output shard")] = 10_000,
@@ -82,7 +88,13 @@ def build(
                 "checkpoint": clip_checkpoint,
                 **actor_overrides(gpus_per_actor, cpus_per_actor, max_actors),
             },
-            "download": {"image_size": image_size, **opt_outs},
+            "download": {
+                "image_size": image_size,
+                "xmp_data_mining": xmp_data_mining,
+                "c2pa": c2pa,
+                "blocklist": tuple(blocklist) if blocklist else None,
+                **opt_outs,
+            },
             "filter": {"min_similarity": min_similarity},
             "extract": {"page_meta_opt_out": page_meta_opt_out},
         }
@@ -90,6 +102,7 @@ def build(
             overrides.setdefault(stage, {}).update({k: v for k, v in values.items() if v is not None})
         formats = tuple(f.strip() for f in export.split(",")) if export else None
         config = build_config(preset, overrides, formats, samples_per_shard)
+        config.download.body_checks().lists()  # a bad safety list stops here, naming file:line
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     _prepare(inputs, out, config)

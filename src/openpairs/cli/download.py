@@ -80,6 +80,23 @@ RobotsAgentOpt = Annotated[
     list[str] | None,
     Opt("--robots-agent", help="also obey this robots.txt/ai.txt group, e.g. GPTBot, CCBot (repeatable)"),
 ]
+BlocklistOpt = Annotated[
+    list[str] | None,
+    Opt(help="safety list FILE of URL, image or PDQ hashes (repeatable); matches are never stored"),
+]
+_PdqThreshold = Annotated[
+    int | None, Opt(help="PDQ hashes this many bits apart or fewer match a safety list [default: 31]")
+]
+XmpDataMiningOpt = Annotated[
+    bool | None,
+    Opt("--respect-xmp-data-mining/--no-respect-xmp-data-mining",
+        help="honour IPTC plus:DataMining in an image's XMP (prohibitions opt the image out)"),
+]  # fmt: skip
+C2paOpt = Annotated[
+    bool | None,
+    Opt("--respect-c2pa/--no-respect-c2pa",
+        help="honour C2PA/CAWG training-and-data-mining assertions in an image's manifest"),
+]  # fmt: skip
 _AllowAddress = Annotated[
     list[str] | None, Opt(help="address or CIDR to allow despite the guard (repeatable)")
 ]
@@ -123,6 +140,10 @@ def download(
     respect_x_robots_tag: RespectXRobotsTagOpt = None,
     respect_ai_txt: RespectAiTxtOpt = None,
     robots_agent: RobotsAgentOpt = None,
+    blocklist: BlocklistOpt = None,
+    pdq_threshold: _PdqThreshold = None,
+    xmp_data_mining: XmpDataMiningOpt = None,
+    c2pa: C2paOpt = None,
     allow_address: _AllowAddress = None,
     allow_private_addresses: _AllowPrivateAddresses = False,
     mirror: _Mirror = "",
@@ -155,10 +176,14 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
         options["opt_out_directives"] = tuple(d.lower() for d in _items(directives))
     allowed = tuple(options.pop("allow_address") or ())
     options.update(opt_out_options(options.pop("robots_agent"), options))
+    options["blocklist"] = tuple(options["blocklist"] or ())
+    if options["pdq_threshold"] is None:  # the default of safety.blocklist
+        options.pop("pdq_threshold")
     retry_failed = bool(options["retry_failed"])
     try:
         config = stage_config(DownloadConfig, "download", preset, save_additional_columns=extra,
                               allow_addresses=allowed, **options)  # fmt: skip
+        config.body_checks().lists()  # a bad safety list stops here, naming file:line
         worker_environment()
         tasks, reopened = plan_isolated(config.input_spec(input), out, config.shard_size, retry_failed)
     except (ValueError, FileNotFoundError) as error:

@@ -36,7 +36,7 @@ English = Annotated[bool | None, typer.Option("--english-only/--all-languages", 
 PageMetaOptOut = Annotated[
     bool | None,
     typer.Option(
-        "--page-meta-opt-out/--no-page-meta-opt-out",
+        "--respect-page-meta/--no-respect-page-meta",
         help="drop the images of pages whose metas opt out: noai/noimageai, tdm-reservation 1 (default on)",
         rich_help_panel=RULES,
     ),
