@@ -108,7 +108,12 @@ def test_a_bad_list_stops_the_command_naming_file_and_line(tmp_path: Path, comma
     bad = tmp_path / "bad.txt"
     bad.write_text(f"sha1:{'0' * 40}\nnot-a-hash\n")
     inp = write_input(tmp_path / "in.parquet", ["http://127.0.0.1:9/x.jpg"])
-    flags = ["--blocklist", str(bad), "--no-respect-c2pa", "--no-respect-xmp-data-mining"]  # the flags parse on both
+    flags = [
+        "--blocklist",
+        str(bad),
+        "--no-respect-c2pa",
+        "--no-respect-xmp-data-mining",
+    ]  # the flags parse on both
     args = [command, str(inp), "--out", str(tmp_path / "out"), *flags]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
