@@ -42,6 +42,9 @@ def build(
     max_actors: MaxActorsOpt = 0,
     image_size: Annotated[int | None, typer.Option(help="download: output image size")] = None,
     min_similarity: Annotated[float | None, typer.Option(help="filter: threshold (English)")] = None,
+    safety: Annotated[
+        str | None, typer.Option(help="filter: LAION safety variant, research or research-safe")
+    ] = None,
     export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
     samples_per_shard: Annotated[int, typer.Option(help="export: samples per output shard")] = 10_000,
     executor: ExecutorOpt = "local",
@@ -63,7 +66,7 @@ def build(
                 **actor_overrides(gpus_per_actor, cpus_per_actor, max_actors),
             },
             "download": {"image_size": image_size},
-            "filter": {"min_similarity": min_similarity},
+            "filter": {"min_similarity": min_similarity, "safety": safety},
         }
         for stage, values in direct.items():
             overrides.setdefault(stage, {}).update({k: v for k, v in values.items() if v is not None})
