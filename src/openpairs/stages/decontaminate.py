@@ -149,16 +149,15 @@ def _match_set(
     """The shard's matches against one evaluation set (columns of OUTPUT_SCHEMA)."""
     items = table.column("eval_item").to_pylist()
     usable = np.array([s == Status.OK for s in table.column("status").to_pylist()], dtype=bool)
-    similarity, by_clip = nearest_by_clip(emb, eval_emb[usable])
-    pdq_rows = [
-        i
-        for i, (ok, h, q) in enumerate(
-            zip(usable, table.column("pdq").to_pylist(), table.column("pdq_quality").to_pylist(), strict=True)
+    if eval_emb.shape[1] != emb.shape[1]:
+        raise ValueError(
+            f"evaluation set {name!r} has {eval_emb.shape[1]}-d embeddings but the dataset {emb.shape[1]}-d "
+            "ones: DIR/config.json records another CLIP than the one that made clip/img_emb/"
         )
-        if ok and h and q >= MIN_QUALITY
-    ]
-    eval_hashes = [table.column("pdq")[i].as_py() for i in pdq_rows]
-    distance, by_pdq = nearest_by_pdq(hashes, eval_hashes)
+    similarity, by_clip = nearest_by_clip(emb, eval_emb[usable])
+    eval_pdq, quality = table.column("pdq").to_pylist(), table.column("pdq_quality").to_pylist()
+    pdq_rows = [i for i in range(len(items)) if usable[i] and eval_pdq[i] and quality[i] >= MIN_QUALITY]
+    distance, by_pdq = nearest_by_pdq(hashes, [eval_pdq[i] for i in pdq_rows])
     clip_items = np.flatnonzero(usable)
     out: dict[str, list[Any]] = {column: [] for column in OUTPUT_SCHEMA.names}
     for row in np.flatnonzero(has_image | (distance >= 0)):

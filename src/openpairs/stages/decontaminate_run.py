@@ -75,7 +75,8 @@ def run_decontaminate(
         raise NotDecontaminable(f"no clip shards (clip/<i>.parquet) under {out}: run the clip stage first")
     _start(out, sets, config, clip)
     embed = EvalEmbedConfig(clip=clip, sets=sets)
-    result = DecontaminateResult(run_stage(run_eval_set, embed, eval_tasks(out, sets), executor))
+    eval_result = run_stage(run_eval_set, embed, eval_tasks(out, sets), executor, None, clip.resources())
+    result = DecontaminateResult(eval_result)
     if not result.eval_sets.ok:
         return result
     result.shards = run_stage(stage.run_shard, config, tasks, executor, progress)
