@@ -24,7 +24,9 @@ from openpairs.cli import app
 from openpairs.executors import ExecutorConfig
 from openpairs.report import build_report
 from openpairs.safety.pdq import MIN_QUALITY
-from openpairs.stages.decontaminate_eval import image_pdq
+from openpairs.stages.decontaminate import DecontaminateConfig
+from openpairs.stages.decontaminate_eval import EvalSet, image_pdq
+from openpairs.stages.decontaminate_run import recorded_clip_config, run_decontaminate
 from openpairs.stages.export import ExportConfig, run_export
 from tests.fixtures.images import photo
 from tests.fixtures.near_duplicates import jittered, reencoded, resized
@@ -104,7 +106,14 @@ def decontaminated(built_pipeline: PipelineOutput, tmp_path_factory: pytest.Temp
     )
     assert result.exit_code == 0, result.output
     build_report(str(built.root), executor=executor)
-    return {"built": PipelineOutput(built.root), "groups": groups, "before": before, "output": result.output}
+    sets = (EvalSet("coco", str(folder)), EvalSet("imagenet-wds", str(shards)))
+    return {
+        "built": PipelineOutput(built.root),
+        "groups": groups,
+        "before": before,
+        "output": result.output,
+        "sets": sets,
+    }
 
 
 def _matches(out: Path) -> dict[str, set[str]]:
@@ -142,3 +151,16 @@ def test_export_follows_and_the_report_counts_each_set(decontaminated: dict) -> 
     html = (built.root / "report" / "index.html").read_text()
     found = _matches(built.root)
     assert f"<td>eval_duplicate of coco</td><td class=n>{len(found['coco']):,}</td>" in html
+
+
+def test_a_rerun_with_the_same_settings_skips_every_done_task(decontaminated: dict) -> None:
+    root = decontaminated["built"].root
+    before = {p.name: p.read_bytes() for p in (root / "decontaminate").glob("*.parquet")}
+    config = DecontaminateConfig(("coco", "imagenet-wds"), 0.9999)
+    executor = ExecutorConfig(kind="local", workers=1)
+    clip = recorded_clip_config(str(root))
+    result = run_decontaminate(str(root), decontaminated["sets"], config, clip, executor)
+    assert result.ok and result.shards is not None
+    assert (result.eval_sets.skipped, result.shards.skipped) == (2, len(before))
+    assert {p.name: p.read_bytes() for p in (root / "decontaminate").glob("*.parquet")} == before
+    assert (root / "decontaminate" / "_done.json").exists()

@@ -97,6 +97,11 @@ def eval_sets(paths: list[str], names: list[str]) -> tuple[Any, ...]:
     sets = tuple(
         EvalSet(names[i] if i < len(names) else eval_set_name(path), path) for i, path in enumerate(paths)
     )
+    from openpairs.io import fs as ofs
+
+    missing = [path for path in paths if not ofs.exists(path)]
+    if missing:
+        raise ValueError(f"evaluation set(s) not found: {', '.join(missing)}")
     seen = [s.name for s in sets]
     if len(set(seen)) != len(seen):
         raise ValueError(f"evaluation set names must differ ({', '.join(seen)}): give --name")

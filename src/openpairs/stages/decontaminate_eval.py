@@ -118,6 +118,8 @@ def run_eval_set(config: EvalEmbedConfig, task: ShardTask) -> ShardStats:
             tensors = clip_io.stack([batch.decoded[i].clip for i in good], models.clip.device)
             encoded = models.clip.encode_images(tensors)
             vectors.update((position[batch.keys[i]], v) for i, v in zip(good, encoded, strict=True))
+    if not position:
+        raise EvalSetError(f"evaluation set {eval_set.name!r} ({eval_set.path}) holds no image")
     emb = clip_io.zeros(len(position), models.clip.dim)
     for row, vector in vectors.items():
         emb[row] = vector
