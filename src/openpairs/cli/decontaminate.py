@@ -17,7 +17,7 @@ AgainstOpt = Annotated[
 ]
 NameOpt = Annotated[
     list[str] | None,
-    typer.Option("--name", help="the name of the n-th --against set [default: its folder or file stem]"),
+    typer.Option("--name", help="the name of the n-th --against set (default: its folder or file stem)"),
 ]
 SimilarityOpt = Annotated[
     float,
