@@ -132,6 +132,8 @@ def _dataset_pdq(tar_path: str, position: dict[str, int], stats: ShardStats) -> 
     for key, data in clip_io.iter_tar_images(tar_path, stats):
         if key in position:
             hashes[position[key]] = image_pdq(data)
+            if hashes[position[key]] is None:
+                stats.bump("pdq_failed")  # the image does not decode for PDQ: only CLIP can match it
     stats.bump("pdq_low_quality", sum(1 for h in hashes if h is not None and h.quality < MIN_QUALITY))
     return hashes
 
