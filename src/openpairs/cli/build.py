@@ -59,6 +59,9 @@ def build(
     c2pa: C2paOpt = None,
     blocklist: BlocklistOpt = None,
     min_similarity: Annotated[float | None, typer.Option(help="filter: threshold (English)")] = None,
+    safety: Annotated[
+        str | None, typer.Option(help="filter: LAION safety variant, research or research-safe")
+    ] = None,
     export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
     samples_per_shard: Annotated[int, typer.Option(help="export: samples per output shard")] = 10_000,
     page_meta_opt_out: PageMetaOptOut = None,
@@ -95,7 +98,7 @@ def build(
                 "blocklist": tuple(blocklist) if blocklist else None,
                 **opt_outs,
             },
-            "filter": {"min_similarity": min_similarity},
+            "filter": {"min_similarity": min_similarity, "safety": safety},
             "extract": {"page_meta_opt_out": page_meta_opt_out},
         }
         for stage, values in direct.items():

@@ -18,6 +18,20 @@ SimOtherOpt = Annotated[
 PunsafeOpt = Annotated[float | None, typer.Option("--max-punsafe", help="drop punsafe above this")]
 WatermarkOpt = Annotated[float | None, typer.Option("--max-pwatermark", help="drop pwatermark above this")]
 DupOpt = Annotated[bool, typer.Option("--drop-duplicates", help="keep one sample per near-duplicate group")]
+SafetyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--safety",
+        help="LAION safety variant: research (drop punsafe > 0.95) or research-safe (> 0.45), both with the "
+        "caption keyword filter",
+    ),
+]
+BlocklistOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--caption-blocklist", help="a keyword file extending the caption filter (docs/decontaminate.md)"
+    ),
+]
 
 
 def filter_(
@@ -27,6 +41,8 @@ def filter_(
     max_punsafe: PunsafeOpt = None,
     max_pwatermark: WatermarkOpt = None,
     drop_duplicates: DupOpt = False,
+    safety: SafetyOpt = None,
+    caption_blocklist: BlocklistOpt = None,
     preset: PresetOpt = "laion400m",
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
@@ -38,6 +54,7 @@ def filter_(
 
     from openpairs.cli.common import executor_config, print_result, stage_progress
     from openpairs.presets import stage_config
+    from openpairs.safety.captions import caption_filter
     from openpairs.stages.filter import FilterConfig, run_filter
 
     overrides: dict[str, Any] = {
@@ -46,10 +63,13 @@ def filter_(
         "max_punsafe": max_punsafe,
         "max_pwatermark": max_pwatermark,
         "drop_duplicates": drop_duplicates or None,
+        "safety": safety,
+        "caption_blocklist": caption_blocklist,
     }
     try:
         config = stage_config(FilterConfig, "filter", preset, **overrides)
-    except ValueError as error:
+        caption_filter(bool(config.safety), config.caption_blocklist)  # a bad keyword file stops here
+    except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from error
     with stage_progress("filter") as progress:
         result = run_filter(

@@ -42,6 +42,7 @@ class Status(StrEnum):
     EMPTY_CAPTION = "empty_caption"
     BELOW_SIMILARITY = "below_similarity"
     UNSAFE = "unsafe"
+    UNSAFE_CAPTION = "unsafe_caption"  # the caption matches the safety presets' keyword filter
     WATERMARK = "watermark"
     NEAR_DUPLICATE = "near_duplicate"
     NOT_DOWNLOADED = "not_downloaded"

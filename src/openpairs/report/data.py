@@ -42,6 +42,9 @@ STAGES = (
     ("clip", "clip", "downloaded → scored"),
     ("filter", "filter", "scored → kept"),
 )
+OPTIONAL_STAGES = (  # shown only when the dataset has them
+    ("decontaminate", "decontaminate", "scored → eval duplicates, per evaluation set"),
+)
 FUNNEL = (
     ("candidates", "extract", "rows_out"),
     ("unique", "candidates", "rows_out"),
@@ -216,7 +219,7 @@ def read_report_data(out: str, executor: ExecutorConfig | None = None) -> Report
     """Gather the stats of every stage and the samples' aggregates (tasks run by `executor`)."""
     executor = executor or ExecutorConfig()
     data = ReportData(out=out)
-    for stage_dir, _, _ in STAGES:
+    for stage_dir, _, _ in STAGES + OPTIONAL_STAGES:
         stats = read_stage(out, stage_dir)
         if stats is not None:
             data.stages[stage_dir] = stats

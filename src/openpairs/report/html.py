@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from openpairs.core.stats import ShardStats
-from openpairs.report.data import STAGES, ReportData, size_table
+from openpairs.report.data import OPTIONAL_STAGES, STAGES, ReportData, size_table
 from openpairs.report.plots import Plot
 
 STYLE = """
@@ -54,6 +54,11 @@ def _stage(stage_dir: str, label: str, what: str, stats: ShardStats | None) -> s
         [status, f"{count:,}", f"{100 * count / max(stats.rows_in, 1):.1f}%"]
         for status, count in sorted(stats.statuses.items(), key=lambda item: (-item[1], item[0]))
     ]
+    rows += [  # decontaminate: the eval duplicates of each evaluation set (a row may match several)
+        [f"{name.replace(':', ' of ', 1)}", f"{count:,}", f"{100 * count / max(stats.rows_in, 1):.1f}%"]
+        for name, count in sorted(stats.counters.items())
+        if name.startswith("eval_duplicate:")
+    ]
     title = f"{label} ({what}): {stats.rows_in:,} rows in, {stats.rows_out:,} out"
     return f"<h3>{escape(title)}</h3>" + _table(["status", "rows", "%"], rows, {1, 2})
 
@@ -94,6 +99,9 @@ def render_html(data: ReportData, plots: list[Plot], title: str, warnings: tuple
     """The whole report page."""
     banners = "".join(f'<div class="warning">⚠ {escape(w)}</div>' for w in warnings)
     stages = "".join(_stage(d, label, what, data.stages.get(d)) for d, label, what in STAGES)
+    stages += "".join(
+        _stage(d, label, what, data.stages[d]) for d, label, what in OPTIONAL_STAGES if d in data.stages
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}: openpairs report</title>
 <style>{STYLE}</style></head><body>

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,9 +134,21 @@ def _embed_images(
     )
     if n == 0:
         return out
-    on_gpu = models.clip.device.startswith("cuda")
-    batch_size = config.batch_size or (256 if on_gpu else 32)
-    workers = task_threads(config.decode_threads)
+    images = ((k, b) for k, b in clip_io.iter_tar_images(tar_path, stats) if _listed(k, position, stats))
+    started = time.perf_counter()
+    for batch in image_batches(config, models, images):
+        _score_batch(models, batch, position, out, stats)
+        crashpoints.reached("clip.shard", stats.shard)
+    stats.time("images", time.perf_counter() - started)
+    return out
+
+
+def image_batches(
+    config: ClipConfig, models: WorkerModels, images: Iterator[tuple[str, bytes]]
+) -> Iterator[clip_io.ImageBatch]:
+    """(key, encoded image) pairs decoded and preprocessed for the CLIP in batches, as this stage does it
+    (the config's batch size, decode threads and image decoder)."""
+    batch_size = config.batch_size or (256 if models.clip.device.startswith("cuda") else 32)
     size = models.clip.model.visual.image_size
     pre = clip_io.Preprocessors(
         clip=models.clip.preprocess,
@@ -144,13 +157,7 @@ def _embed_images(
         phash=config.image_dedup,
     )
     decoder = batch_decoder(config.image_decoder, models, pre)
-    images = ((k, b) for k, b in clip_io.iter_tar_images(tar_path, stats) if _listed(k, position, stats))
-    started = time.perf_counter()
-    for batch in clip_io.decoded_batches(images, pre, batch_size, workers, decoder):
-        _score_batch(models, batch, position, out, stats)
-        crashpoints.reached("clip.shard", stats.shard)
-    stats.time("images", time.perf_counter() - started)
-    return out
+    return clip_io.decoded_batches(images, pre, batch_size, task_threads(config.decode_threads), decoder)
 
 
 def _listed(key: str, position: dict[str, int], stats: ShardStats) -> bool:

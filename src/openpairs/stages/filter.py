@@ -4,9 +4,12 @@ Reads `shards/<i>.parquet` (all candidates, with `language`) and `clip/<i>.parqu
 `filter/<i>.parquet` (key, status, language, similarity, punsafe, pwatermark) and, beside it, the shard's
 report aggregates `filter/<i>_aggregates.json` (report.aggregates). Status is the first failing
 rule in this order: not_downloaded, the clip status (missing_image, decode_error, empty_caption),
-below_similarity, unsafe, watermark, near_duplicate; else ok. With `drop_duplicates`, a shard reads only
-its own slice of the dataset-wide image groups (`clip/dup_groups/<i>.parquet`, stages/image_dedup.py) and
-keeps the smallest key of each group. It is cheap, so every run recomputes all shards (no resume-skip).
+eval_duplicate, below_similarity, unsafe, unsafe_caption, watermark, near_duplicate; else ok. With
+`drop_duplicates`, a shard reads only its own slice of the dataset-wide image groups
+(`clip/dup_groups/<i>.parquet`, stages/image_dedup.py) and keeps the smallest key of each group; a
+decontaminated dataset's shard reads its slice of eval duplicates (`decontaminate/<i>.parquet`). The safety
+presets (`safety`: research, research-safe) lower the punsafe limit and turn on the caption keyword filter
+(safety/captions.py). It is cheap, so every run recomputes all shards (no resume-skip).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from openpairs.core.status import Status
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.report.aggregates import samples_table, shard_aggregates, write_aggregates
+from openpairs.safety.captions import SAFETY_PRESETS, CaptionFilter, caption_filter
+from openpairs.stages import decontaminate
 from openpairs.stages.image_dedup import done_record
 from openpairs.stages.image_dedup_tasks import slice_path
 from openpairs.stages.runner import Progress, ShardTask, StageResult, run_stage
@@ -52,6 +57,28 @@ class FilterConfig:
     max_punsafe: float | None = None  # drop punsafe > this (null punsafe passes, counted)
     max_pwatermark: float | None = None  # drop pwatermark > this (null passes, counted)
     drop_duplicates: bool = False  # keep only the smallest key of each image dedup group
+    safety: str = ""  # "", "research" (punsafe > 0.95) or "research-safe" (> 0.45), with the caption keywords
+    caption_blocklist: str | None = None  # a keyword file extending the shipped list (safety/captions.py)
+
+    def __post_init__(self) -> None:
+        if self.safety and self.safety not in SAFETY_PRESETS:
+            raise ValueError(f"safety must be one of {', '.join(SAFETY_PRESETS)}, not {self.safety!r}")
+
+    @property
+    def punsafe_limit(self) -> float | None:
+        """The punsafe above which a row is dropped: the lower of max_punsafe and the safety preset's."""
+        limits = [x for x in (self.max_punsafe, SAFETY_PRESETS.get(self.safety)) if x is not None]
+        return min(limits) if limits else None
+
+
+@dataclass(frozen=True)
+class ShardRules:
+    """What one shard's decisions read besides the thresholds: its image groups, eval duplicates and the
+    caption filter (each None when off)."""
+
+    groups: dict[str, str] | None
+    eval_duplicates: set[str] | None
+    captions: CaptionFilter | None
 
 
 def shard_tasks(out: str) -> list[ShardTask]:
@@ -62,7 +89,9 @@ def shard_tasks(out: str) -> list[ShardTask]:
         if stem.isdigit():
             clip = ofs.join(out, "clip", f"{stem}.parquet")
             groups = slice_path(out, int(stem))
-            tasks.append(ShardTask(stage=STAGE, index=int(stem), inputs=(path, clip, groups), out=out))
+            evals = decontaminate.slice_path(out, int(stem))
+            inputs = (path, clip, groups, evals)
+            tasks.append(ShardTask(stage=STAGE, index=int(stem), inputs=inputs, out=out))
     return tasks
 
 
@@ -82,11 +111,17 @@ def run_shard(config: FilterConfig, task: ShardTask) -> ShardStats:
     down_table, clip_table = _read(down_path), _read(clip_path)
     down = down_table.to_pydict()
     clip = {row["key"]: row for row in clip_table.to_pylist()}
-    groups = _slice_groups(task.inputs[2], task.out) if config.drop_duplicates else None
+    rules = ShardRules(
+        groups=_slice_groups(task.inputs[2], task.out) if config.drop_duplicates else None,
+        eval_duplicates=decontaminate.eval_duplicate_keys(task.out, task.inputs[3]),
+        captions=caption_filter(bool(config.safety), config.caption_blocklist),
+    )
     out: dict[str, list[Any]] = {name: [] for name in OUTPUT_SCHEMA.names}
-    for key, language in zip(down["key"], down.get("language", [""] * len(down["key"])), strict=True):
+    languages = down.get("language", [""] * len(down["key"]))
+    captions = down.get("caption", [""] * len(down["key"]))
+    for key, language, caption in zip(down["key"], languages, captions, strict=True):
         row = clip.get(key)
-        status = _decide(config, row, language or "", groups, stats)
+        status = _decide(config, row, (language or "", caption or ""), rules, stats)
         stats.count(status)
         for name, value in (("key", key), ("status", status), ("language", language or "")):
             out[name].append(value)
@@ -114,25 +149,31 @@ def _slice_groups(path: str, out: str) -> dict[str, str]:
 def _decide(
     config: FilterConfig,
     row: dict[str, Any] | None,
-    language: str,
-    groups: dict[str, str] | None,
+    text: tuple[str, str],
+    rules: ShardRules,
     stats: ShardStats,
 ) -> str:
-    """The status of one candidate: the first rule it fails, else ok."""
+    """The status of one candidate (`text`: its language and caption): the first rule it fails, else ok."""
     if row is None:
         return Status.NOT_DOWNLOADED
     if row.get("status", Status.OK) != Status.OK:
         return str(row["status"])
+    if rules.eval_duplicates is not None and row["key"] in rules.eval_duplicates:
+        return Status.EVAL_DUPLICATE
+    language, caption = text
     threshold = config.min_similarity if language in config.english_codes else config.min_similarity_other
     if row["similarity"] < threshold:
         return Status.BELOW_SIMILARITY
-    if config.max_punsafe is not None and _exceeds(row.get("punsafe"), config.max_punsafe, "punsafe", stats):
+    limit = config.punsafe_limit
+    if limit is not None and _exceeds(row.get("punsafe"), limit, "punsafe", stats):
         return Status.UNSAFE
+    if rules.captions is not None and rules.captions.blocked(caption):
+        return Status.UNSAFE_CAPTION
     if config.max_pwatermark is not None and _exceeds(
         row.get("pwatermark"), config.max_pwatermark, "pwatermark", stats
     ):
         return Status.WATERMARK
-    if groups is not None and groups.get(row["key"], row["key"]) != row["key"]:
+    if rules.groups is not None and rules.groups.get(row["key"], row["key"]) != row["key"]:
         return Status.NEAR_DUPLICATE
     return Status.OK
 
