@@ -18,7 +18,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = ("extract", "download", "clip", "filter", "export", "report", "build", "index", "serve")
+COMMAND_MODULES = (
+    "extract",
+    "download",
+    "clip",
+    "filter",
+    "export",
+    "report",
+    "build",
+    "index",
+    "serve",
+    "scrub",
+)
 
 
 def _register_all() -> None:
