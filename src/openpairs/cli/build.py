@@ -22,6 +22,7 @@ from openpairs.cli.common import (
     executor_config,
     progress_rows,
 )
+from openpairs.cli.download import BlocklistOpt
 
 if TYPE_CHECKING:
     from openpairs.build import BuildResult
@@ -41,6 +42,11 @@ def build(
     cpus_per_actor: CpusPerActorOpt = 0,
     max_actors: MaxActorsOpt = 0,
     image_size: Annotated[int | None, typer.Option(help="download: output image size")] = None,
+    xmp_data_mining: Annotated[
+        bool | None, typer.Option("--xmp-data-mining/--no-xmp-data-mining", help="download: honour XMP")
+    ] = None,
+    c2pa: Annotated[bool | None, typer.Option("--c2pa/--no-c2pa", help="download: honour C2PA")] = None,
+    blocklist: BlocklistOpt = None,
     min_similarity: Annotated[float | None, typer.Option(help="filter: threshold (English)")] = None,
     export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
     samples_per_shard: Annotated[int, typer.Option(help="export: samples per output shard")] = 10_000,
@@ -62,13 +68,19 @@ def build(
                 "checkpoint": clip_checkpoint,
                 **actor_overrides(gpus_per_actor, cpus_per_actor, max_actors),
             },
-            "download": {"image_size": image_size},
+            "download": {
+                "image_size": image_size,
+                "xmp_data_mining": xmp_data_mining,
+                "c2pa": c2pa,
+                "blocklist": tuple(blocklist) if blocklist else None,
+            },
             "filter": {"min_similarity": min_similarity},
         }
         for stage, values in direct.items():
             overrides.setdefault(stage, {}).update({k: v for k, v in values.items() if v is not None})
         formats = tuple(f.strip() for f in export.split(",")) if export else None
         config = build_config(preset, overrides, formats, samples_per_shard)
+        config.download.body_checks().lists()  # a bad safety list stops here, naming file:line
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     _prepare(inputs, out, config)

@@ -53,6 +53,17 @@ _OptOutDirectives = Annotated[
     Opt(help="X-Robots-Tag directives that opt an image out (repeatable or comma list; '' for none)"),
 ]
 _RespectRobotsTxt = Annotated[bool, Opt(help="fetch robots.txt per host and skip disallowed URLs")]
+BlocklistOpt = Annotated[
+    list[str] | None,
+    Opt(help="safety list FILE of URL, image or PDQ hashes (repeatable); matches are never stored"),
+]
+_PdqThreshold = Annotated[
+    int | None, Opt(help="PDQ hashes this many bits apart or fewer match a safety list [default: 31]")
+]
+XmpDataMiningOpt = Annotated[
+    bool, Opt(help="opt out images whose XMP plus:DataMining prohibits data mining or AI training")
+]
+C2paOpt = Annotated[bool, Opt(help="opt out images whose C2PA manifest refuses AI training or data mining")]
 _AllowAddress = Annotated[
     list[str] | None, Opt(help="address or CIDR to allow despite the guard (repeatable)")
 ]
@@ -90,6 +101,10 @@ def download(
     user_agent_token: _UserAgentToken = "",
     opt_out_directives: _OptOutDirectives = None,
     respect_robots_txt: _RespectRobotsTxt = False,
+    blocklist: BlocklistOpt = None,
+    pdq_threshold: _PdqThreshold = None,
+    xmp_data_mining: XmpDataMiningOpt = True,
+    c2pa: C2paOpt = True,
     allow_address: _AllowAddress = None,
     allow_private_addresses: _AllowPrivateAddresses = False,
     mirror: _Mirror = "",
@@ -121,10 +136,14 @@ def _run(input: str, out: str, preset: str, executor: ExecutorConfig, options: d
     if directives is not None:  # given, maybe as '' (none): else the preset's / the default list
         options["opt_out_directives"] = tuple(d.lower() for d in _items(directives))
     allowed = tuple(options.pop("allow_address") or ())
+    options["blocklist"] = tuple(options["blocklist"] or ())
+    if options["pdq_threshold"] is None:  # the default of safety.blocklist
+        options.pop("pdq_threshold")
     retry_failed = bool(options["retry_failed"])
     try:
         config = stage_config(DownloadConfig, "download", preset, save_additional_columns=extra,
                               allow_addresses=allowed, **options)  # fmt: skip
+        config.body_checks().lists()  # a bad safety list stops here, naming file:line
         worker_environment()
         tasks, reopened = plan_isolated(config.input_spec(input), out, config.shard_size, retry_failed)
     except (ValueError, FileNotFoundError) as error:

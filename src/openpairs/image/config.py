@@ -56,12 +56,14 @@ class ImageConfig:
 
 
 class ImageRejected(Exception):
-    """A body that is not stored: `.status` is a Status value, `.reason` says why."""
+    """A body that is not stored: `.status` is a Status value, `.reason` says why, `.signal` names the
+    opt-out signal of an `opted_out` body."""
 
-    def __init__(self, status: Status, reason: str) -> None:
+    def __init__(self, status: Status, reason: str, signal: str | None = None) -> None:
         super().__init__(f"{status}: {reason}")
         self.status = status
         self.reason = reason
+        self.signal = signal
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,18 +142,28 @@ def encode(image: Image.Image, config: ImageConfig) -> bytes:
     return buffer.getvalue()
 
 
+Inspect = Callable[[Image.Image], None]
+
+
 def process_image(
-    body: bytes, config: ImageConfig, header: Header | None = None, expected_sha256: str | None = None
+    body: bytes,
+    config: ImageConfig,
+    header: Header | None = None,
+    expected_sha256: str | None = None,
+    inspect: Inspect | None = None,
 ) -> ProcessedImage:
     """Check and convert one downloaded body (`header`: its opened header, if the caller has it); raises
     ImageRejected (hash_mismatch against `expected_sha256` (lower-case hex), too_small, too_large,
-    bad_size, decode_error)."""
+    bad_size, decode_error). `inspect` sees the decoded image (displayed orientation, maybe DCT-reduced,
+    not yet resized to the target) and may raise ImageRejected itself."""
     digest = hashlib.sha256(body).hexdigest()
     if expected_sha256 and digest != expected_sha256:
         raise ImageRejected(Status.HASH_MISMATCH, f"sha256 {digest} is not the expected {expected_sha256}")
     if body and len(body) < config.min_bytes:
         raise ImageRejected(Status.TOO_SMALL, f"{len(body)} bytes < min_bytes {config.min_bytes}")
     decoded = decode(body, config, header)
+    if inspect is not None:
+        inspect(decoded.image)
     width, height = decoded.original_width, decoded.original_height
     if config.keep_original:
         ext, mime = FORMATS[decoded.format]

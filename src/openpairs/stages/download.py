@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -27,10 +27,14 @@ from openpairs.image.config import ImageConfig
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages import download_write as dw
+from openpairs.stages.download_checks import Blocklisted, BodyChecks, convert_checked
 from openpairs.stages.download_config import DownloadConfig
-from openpairs.stages.download_memory import Backlog, process_bounded, trim_malloc, tune_malloc
+from openpairs.stages.download_memory import Backlog, trim_malloc, tune_malloc
 from openpairs.stages.inputs import EXPECTED_SHA256, INPUT_ERROR, INTERNAL_COLUMNS, InputSpec, normalise
 from openpairs.stages.runner import ShardTask
+
+if TYPE_CHECKING:
+    from openpairs.safety.blocklist import Blocklists
 
 STAGE = "download"
 T = TypeVar("T")
@@ -73,6 +77,8 @@ def run_shard(config: DownloadConfig, task: ShardTask) -> ShardStats:
         stats.count(outcome.status)
         if outcome.status != Status.OK and outcome.error:
             stats.error(f"{outcome.status}: {outcome.error}")
+        if outcome.opt_out_signal:
+            stats.bump(f"opt_out.{outcome.opt_out_signal}")
     stats.bump("fetched", len(todo))
     stats.time("total", time.perf_counter() - started)
     return stats
@@ -144,7 +150,10 @@ def _fetch_all(
     ):
         rng = random.Random(service.config.seed)  # the shard's own jitter, as when it had its own fetcher
         backlog = Backlog(most=config.connections)
-        context = _Context(service.fetcher, pool, config.image_config(), spool, stats, backlog, rng)
+        checks = config.body_checks()
+        context = _Context(
+            service.fetcher, pool, config.image_config(), checks, checks.lists(), spool, stats, backlog, rng
+        )
         future = service.submit(_fetch_rows(config, rows, context, handed_out.set))
         return _outcomes_of(future, handed_out)
 
@@ -170,6 +179,8 @@ class _Context:
     fetcher: Any
     pool: ThreadPoolExecutor
     image_config: ImageConfig
+    checks: BodyChecks
+    lists: Blocklists | None
     spool: dw.Spool
     stats: ShardStats
     backlog: Backlog
@@ -214,12 +225,15 @@ async def _one_safely(context: _Context, key: str, url: str | None, expected: st
 
 
 async def _one(context: _Context, key: str, url: str | None, expected: str | None) -> dw.Outcome:
-    """Fetch, check (against `expected`, its known sha256) and convert one URL; every failure is an
-    Outcome, never an exception."""
+    """Fetch, check (URL and body against the safety lists, body against `expected`, its known sha256,
+    and its own opt-out signals) and convert one URL; every failure is an Outcome, never an exception."""
     from openpairs.image import ImageRejected
 
     if not url:
         return dw.Outcome(Status.INVALID_URL, "missing URL")
+    lists = context.lists
+    if lists is not None and lists.has_url_hashes and (match := lists.match_url(url)):
+        return dw.Outcome(**match.download_fields())  # on a safety list: never requested
     stats, backlog = context.stats, context.backlog
     result = await context.fetcher.fetch(url, context.rng)
     stats.bump("retries", max(0, result.attempts - 1 - result.redirects))
@@ -233,10 +247,12 @@ async def _one(context: _Context, key: str, url: str | None, expected: str | Non
         stats.bump("hash_checked")
     try:
         image = await asyncio.get_running_loop().run_in_executor(
-            context.pool, process_bounded, result.body, context.image_config, expected
+            context.pool, convert_checked, result.body, context.image_config, expected, context.checks
         )
+    except Blocklisted as listed:  # the one definition of a blocklisted row's fields (scrub uses it too)
+        return dw.Outcome(**listed.match.download_fields(size))
     except ImageRejected as rejected:
-        return dw.Outcome(str(rejected.status), rejected.reason, bytes=size)
+        return dw.Outcome(str(rejected.status), rejected.reason, bytes=size, opt_out_signal=rejected.signal)
     except Exception as exc:  # a decoder bug on one body must not sink the shard
         return dw.Outcome(Status.DECODE_ERROR, f"{type(exc).__name__}: {exc}", bytes=size)
     finally:

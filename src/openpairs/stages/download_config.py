@@ -9,6 +9,7 @@ from typing import TypeVar
 from openpairs.image.config import ImageConfig
 from openpairs.net.config import FetchConfig
 from openpairs.stages import download_write as dw
+from openpairs.stages.download_checks import BodyChecks
 from openpairs.stages.inputs import InputSpec
 
 T = TypeVar("T")
@@ -59,6 +60,12 @@ class DownloadConfig:
     min_side: int = ImageConfig.min_side
     max_aspect_ratio: float = ImageConfig.max_aspect_ratio
     keep_original: bool = ImageConfig.keep_original
+    # safety lists (safety/blocklist.py: URL, body and PDQ hashes) and the body's own opt-out signals
+    # (safety/embedded.py: IPTC plus:DataMining in XMP, C2PA/CAWG training-mining assertions)
+    blocklist: tuple[str, ...] = BodyChecks.blocklist
+    pdq_threshold: int = BodyChecks.pdq_threshold
+    xmp_data_mining: bool = BodyChecks.xmp_data_mining
+    c2pa: bool = BodyChecks.c2pa
     # shard
     decode_threads: int = 1
     retry_failed: bool = False
@@ -75,6 +82,10 @@ class DownloadConfig:
     def fetch_config(self) -> FetchConfig:
         """The fetch settings."""
         return _subset(FetchConfig, self)
+
+    def body_checks(self) -> BodyChecks:
+        """The checks each fetched body passes before it is stored."""
+        return _subset(BodyChecks, self)
 
     def image_config(self) -> ImageConfig:
         """The image settings."""

@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 if TYPE_CHECKING:
     from openpairs.image import ImageConfig, ProcessedImage
+    from openpairs.image.process import Inspect
 
 _MALLOC_TUNED = False
 
@@ -81,8 +82,10 @@ BIG_DECODE_PIXELS = 4_000_000
 _LOCK_PATH = os.path.join(tempfile.gettempdir(), "openpairs-big-decode.lock")
 
 
-def process_bounded(body: bytes, config: ImageConfig, expected_sha256: str | None = None) -> ProcessedImage:
-    """`process_image`, with full-size decodes of big non-JPEG images taken one at a time per machine.
+def process_bounded(
+    body: bytes, config: ImageConfig, expected_sha256: str | None = None, inspect: Inspect | None = None
+) -> ProcessedImage:
+    """`process_image` (`inspect`: its hook on the decoded image), with full-size decodes of big non-JPEG images taken one at a time per machine.
 
     Such a decode briefly needs a few hundred MB (JPEGs are DCT-reduced and stay small); a file lock
     shared by the workers of a machine keeps those peaks from stacking up. The kernel drops the lock if
@@ -94,13 +97,13 @@ def process_bounded(body: bytes, config: ImageConfig, expected_sha256: str | Non
     try:
         header = open_header(body)
     except ImageRejected:
-        return process_image(body, config, None, expected_sha256)  # raises the proper rejection
+        return process_image(body, config, None, expected_sha256, inspect)  # raises the proper rejection
     if header.width * header.height < BIG_DECODE_PIXELS or header.format in ("JPEG", "MPO") or fcntl is None:
-        return process_image(body, config, header, expected_sha256)
+        return process_image(body, config, header, expected_sha256, inspect)
     with open(_LOCK_PATH, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            return process_image(body, config, header, expected_sha256)
+            return process_image(body, config, header, expected_sha256, inspect)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
