@@ -68,7 +68,7 @@ def run_scrub(out: str, config: ScrubConfig, executor: ExecutorConfig | None = N
     _write_run(result.run_dir, config, lists)
     steps: dict[str, Callable[[], bool]] = {
         "shards": lambda: _scrub_shards(out, config, result, executor),
-        **{name: _step(name, out, executor) for name in STEPS[1:]},
+        **{name: _step(name, out, result.run_dir, executor) for name in STEPS[1:]},
     }
     for position, (name, step) in enumerate(steps.items()):
         if position and not journal.steps.get("shards"):
@@ -83,9 +83,9 @@ def run_scrub(out: str, config: ScrubConfig, executor: ExecutorConfig | None = N
     return result
 
 
-def _step(name: str, out: str, executor: ExecutorConfig) -> Callable[[], bool]:
-    run: Callable[[str, ExecutorConfig], bool] = getattr(scrub_steps, f"redo_{name}")
-    return lambda: run(out, executor)
+def _step(name: str, out: str, run_dir: str, executor: ExecutorConfig) -> Callable[[], bool]:
+    run: Callable[[str, ExecutorConfig, list[int]], bool] = getattr(scrub_steps, f"redo_{name}")
+    return lambda: run(out, executor, [index for index, records in _records(out, run_dir) if records])
 
 
 def _scrub_shards(out: str, config: ScrubConfig, result: ScrubResult, executor: ExecutorConfig) -> bool:
@@ -118,15 +118,22 @@ def _finish_audit(out: str, run_dir: str) -> dict[str, int]:
     """Join the shards' match records into `audit.jsonl` (shard order); counts of matched rows by status."""
     lines: list[str] = []
     removed: dict[str, int] = {}
-    for index in scrub_steps.download_shards(out):
-        path = ofs.join(run_dir, "shards", commit.shard_name(index) + ".jsonl")
-        for line in ofs.read_text(path).splitlines():
-            if line.strip():
-                lines.append(line + "\n")
-                status = json.loads(line)["status"]
-                removed[status] = removed.get(status, 0) + 1
+    for _index, records in _records(out, run_dir):
+        for line in records:
+            lines.append(line + "\n")
+            status = json.loads(line)["status"]
+            removed[status] = removed.get(status, 0) + 1
     commit.write_bytes_atomic(ofs.join(run_dir, "audit.jsonl"), "".join(lines).encode("utf-8"))
     return removed
+
+
+def _records(out: str, run_dir: str) -> list[tuple[int, list[str]]]:
+    """(shard, its committed match records as JSON lines) of every download shard, in shard order."""
+    found = []
+    for index in scrub_steps.download_shards(out):
+        path = ofs.join(run_dir, "shards", commit.shard_name(index) + ".jsonl")
+        found.append((index, [line for line in ofs.read_text(path).splitlines() if line.strip()]))
+    return found
 
 
 class _Journal:

@@ -1,6 +1,7 @@
 """The steps scrub redoes after rewriting download shards: the pipeline's own stage functions, run with the
 settings the dataset recorded (DIR/config.json, filter/filter_config.json, the image dedup record, each
-export's manifest, index/index.json). Each returns whether it ran (False: the dataset has no such output).
+export's manifest, index/index.json). Each takes the download shards scrub rewrote and returns whether it
+ran (False: the dataset has no such output).
 """
 
 from __future__ import annotations
@@ -69,12 +70,16 @@ def redo_download_summary(out: str, executor: ExecutorConfig) -> None:
         raise NotFinished(f"download shards of {out} are not done: finish the build, then scrub")
 
 
-def redo_clip(out: str, executor: ExecutorConfig) -> bool:
-    """Redo the clip shards whose download shard was rewritten (the runner sees their inputs changed)."""
+def redo_clip(out: str, executor: ExecutorConfig, changed: list[int]) -> bool:
+    """Redo the clip shards whose download shard was rewritten: their stats go (not done), the runner
+    redoes them with the recorded model. (Not left to the runner's input versions: they name absolute
+    paths, which a copied or moved dataset no longer has.)"""
     from openpairs.stages import clip
 
     if not ofs.exists(ofs.join(out, clip.STAGE)):
         return False
+    for index in changed:
+        ofs.remove(commit.ShardPaths(out, clip.STAGE, index).stats)
     config = stage_config(clip.ClipConfig, recorded(out).get("clip", {}))
     result = run_stage(clip.run_shard, config, clip.shard_tasks(out), executor, None, config.resources())
     if not result.ok:
@@ -82,7 +87,7 @@ def redo_clip(out: str, executor: ExecutorConfig) -> bool:
     return True
 
 
-def redo_image_dedup(out: str, executor: ExecutorConfig) -> bool:
+def redo_image_dedup(out: str, executor: ExecutorConfig, _changed: list[int]) -> bool:
     """Regroup the images (dataset-wide) with the recorded settings, when the dataset has groups."""
     from openpairs.stages.image_dedup import ImageDedupConfig, done_record, run_image_dedup
 
@@ -95,7 +100,7 @@ def redo_image_dedup(out: str, executor: ExecutorConfig) -> bool:
     return True
 
 
-def redo_filter(out: str, executor: ExecutorConfig) -> bool:
+def redo_filter(out: str, executor: ExecutorConfig, _changed: list[int]) -> bool:
     """Re-filter every shard with the filter settings last used (filter/filter_config.json)."""
     from openpairs.stages import filter as filter_stage
 
@@ -109,7 +114,7 @@ def redo_filter(out: str, executor: ExecutorConfig) -> bool:
     return True
 
 
-def redo_export(out: str, executor: ExecutorConfig) -> bool:
+def redo_export(out: str, executor: ExecutorConfig, _changed: list[int]) -> bool:
     """Re-export each format present (DIR/dataset/<format>/_manifest.json) with its recorded settings."""
     from openpairs.stages.export import DATASET_DIR, MANIFEST, ExportConfig, run_export
 
@@ -119,7 +124,7 @@ def redo_export(out: str, executor: ExecutorConfig) -> bool:
     return bool(manifests)
 
 
-def redo_report(out: str, executor: ExecutorConfig) -> bool:
+def redo_report(out: str, executor: ExecutorConfig, _changed: list[int]) -> bool:
     """Rewrite the report (DIR/report, DIR/README.md) when the dataset has one."""
     from openpairs.report import build_report
 
@@ -129,8 +134,9 @@ def redo_report(out: str, executor: ExecutorConfig) -> bool:
     return True
 
 
-def redo_index(out: str, executor: ExecutorConfig) -> bool:
-    """Rebuild DIR/index with the recorded choice (factory, target recall, text, tuning sizes)."""
+def redo_index(out: str, executor: ExecutorConfig, _changed: list[int]) -> bool:
+    """Rebuild DIR/index as recorded: a forced factory again (index.json says memory 0), else the automatic
+    choice (default memory budget); the target recall, modalities and tuning queries."""
     from openpairs.index.build import IndexConfig, build_index
 
     path = ofs.join(out, "index", "index.json")
@@ -141,7 +147,7 @@ def redo_index(out: str, executor: ExecutorConfig) -> bool:
     config = IndexConfig(
         target_recall=float(image.get("target_recall", IndexConfig.target_recall)),
         text="text" in manifest["indices"],
-        factory=image.get("factory"),
+        factory=image.get("factory") if not image.get("memory") else None,
         tune_queries=int(image.get("tune_queries", IndexConfig.tune_queries)),
         executor=executor,
     )
