@@ -23,13 +23,15 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from openpairs.demo.miniweb import outcome
+from openpairs.demo.miniweb import Files, outcome
 from openpairs.index.build import IndexConfig, build_index
+from openpairs.safety.blocklist import BlocklistError
 from openpairs.safety.pdq import pdq_of
 from openpairs.safety.urlnorm import normalise_url
 from openpairs.stages.export import ExportConfig, run_export
 from openpairs.stages.image_dedup import ImageDedupConfig, run_image_dedup
-from openpairs.stages.scrub import ScrubConfig, run_scrub
+from openpairs.stages.scrub import BUILD_TIME_ONLY, ScrubConfig, run_scrub
+from openpairs.stages.scrub_steps import NotFinished
 from tests.fault.harness import Frozen, run_killed_at, run_to_end
 from tests.fixtures.pipeline_build import WORKERS, build_pipeline
 from tests.fixtures.pipeline_output import PipelineOutput
@@ -177,3 +179,32 @@ def test_a_finished_scrub_rerun_changes_nothing(case: Case) -> None:
     }
     assert again.steps == ["shards", "clip", "image_dedup", "filter", "export", "index"]
     assert _digests(case.scrubbed) == before
+
+
+def test_md5_and_sha1_lists_of_original_bodies_miss_resized_images_and_scrub_says_so(
+    pipeline: PipelineOutput, tmp_path: Path
+) -> None:
+    row = next(r for r in pipeline.downloads.values() if r["status"] == "ok" and outcome(r["url"]) == "image")
+    _, body = Files().image_for(row["url"])  # what the mini web served: the original body
+    assert hashlib.sha256(body).hexdigest() == row["sha256"]  # the recorded digest is of that body
+    listed = tmp_path / "bodies.txt"
+    listed.write_text(f"md5:{hashlib.md5(body).hexdigest()}\nsha1:{hashlib.sha1(body).hexdigest()}\n")
+    before = pipeline.digest()
+    result = run_scrub(str(pipeline.root), ScrubConfig((str(listed),)), WORKERS)
+    assert result.removed == {} and result.steps == [] and result.notes == [BUILD_TIME_ONLY]
+    assert {k: v for k, v in pipeline.digest().items() if not k.startswith("scrub/")} == before
+
+
+def test_a_bad_list_or_an_unfinished_dataset_stops_scrub_before_it_writes(
+    pipeline: PipelineOutput, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# one good, one bad\n" + "0" * 32 + "\nsha1:" + "0" * 32 + "\n")
+    with pytest.raises(BlocklistError, match=r"bad\.txt:3: a sha1 hash has 40 hex digits, not 32"):
+        run_scrub(str(pipeline.root), ScrubConfig((str(bad),)), WORKERS)
+    (pipeline.root / "shards" / "00001_stats.json").unlink()
+    good = tmp_path / "good.txt"
+    good.write_text("0" * 32 + "\n")
+    with pytest.raises(NotFinished, match=r"download shard\(s\) \[1\]"):
+        run_scrub(str(pipeline.root), ScrubConfig((str(good),)), WORKERS)
+    assert not (pipeline.root / "scrub").exists()

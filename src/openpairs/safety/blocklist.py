@@ -172,6 +172,11 @@ class Blocklists:
         return any(kind in self._exact for kind in URL_KINDS)
 
     @property
+    def kinds(self) -> frozenset[str]:
+        """The kinds of hash the lists hold (a bare hash counts as its URL and its body kind)."""
+        return frozenset(self._exact) | ({PDQ_KIND} if self.has_pdq else frozenset())
+
+    @property
     def has_body_hashes(self) -> bool:
         """Whether any list holds MD5/SHA1/SHA256 hashes of image bodies (bare hashes count)."""
         return any(kind in self._exact for kind in BODY_KINDS)

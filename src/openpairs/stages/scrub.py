@@ -62,7 +62,7 @@ def run_scrub(out: str, config: ScrubConfig, executor: ExecutorConfig | None = N
     lists = Blocklists.load(config.blocklists, config.pdq_threshold)  # a bad list fails before any write
     scrub_steps.check_finished(out)
     result = ScrubResult(ofs.join(out, SCRUB_DIR, _run_name(config)))
-    if lists.has_body_hashes:
+    if lists.kinds & {"md5", "sha1"}:
         result.notes.append(BUILD_TIME_ONLY)
     journal = _Journal(ofs.join(result.run_dir, "journal.json"))
     _write_run(result.run_dir, config, lists)

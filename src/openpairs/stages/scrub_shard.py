@@ -27,6 +27,7 @@ from openpairs.stages import download_write as dw
 
 BLOCKLISTED = (Status.BLOCKLISTED_URL, Status.BLOCKLISTED_IMAGE)
 TEXT_MEMBERS = ("json", "txt")
+STORED_KINDS = frozenset({"pdq", "md5", "sha1"})  # kinds matched on the stored images themselves
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def find_matches(job: ShardJob, lists: Blocklists) -> list[dict[str, Any]]:
         if hit is not None:
             found[row["key"]] = (row, hit)
     looked = {r["key"]: r for r in rows if r["status"] == Status.OK and r["key"] not in found}
-    if looked and (lists.has_pdq or lists.has_body_hashes):
+    if looked and lists.kinds & STORED_KINDS:  # SHA256 was matched on the recorded digest above
         for key, data in _images(job.paths.file("tar"), set(looked)):
             hit = _match_stored(lists, data, looked[key]["sha256"])
             if hit is not None:
