@@ -85,7 +85,14 @@ def find_matches(job: ShardJob, lists: Blocklists) -> list[dict[str, Any]]:
     looked = {r["key"]: r for r in rows if r["status"] == Status.OK and r["key"] not in found}
     if looked and lists.kinds & STORED_KINDS:  # SHA256 was matched on the recorded digest above
         for key, data in _images(job.paths.file("tar"), set(looked)):
-            hit = _match_stored(lists, data, looked[key]["sha256"])
+            try:
+                hit = _match_stored(lists, data, looked[key]["sha256"])
+            except (
+                Exception
+            ) as error:  # our own stored image: unreadable means damaged; never leave it unchecked
+                raise ValueError(
+                    f"shard {job.index}: the stored image of {key} cannot be checked: {error}"
+                ) from error
             if hit is not None:
                 found[key] = (looked[key], hit)
     order = {row["key"]: position for position, row in enumerate(rows)}
