@@ -12,9 +12,7 @@ BlocklistOpt = Annotated[
     list[str],
     typer.Option("--blocklist", help="safety list: text (one hash per line) or .parquet; repeatable"),
 ]
-PdqOpt = Annotated[
-    int, typer.Option("--pdq-threshold", help="PDQ hashes match within this many bits (0-63) [default: 31]")
-]
+PdqOpt = Annotated[int, typer.Option("--pdq-threshold", help="PDQ hashes match within this many bits (0-63)")]
 
 
 def scrub(
