@@ -8,6 +8,7 @@ host; img2dataset has no per-host limit). Prints one table and checks that both 
 and store every one of them at 256x256.
 
     .venv/bin/python benchmarks/download.py --n 10000 --latencies 0 50
+    .venv/bin/python benchmarks/download.py --byte-checks --limit 2000   (benchmarks/download_checks.py)
 """
 
 from __future__ import annotations
@@ -256,7 +257,13 @@ def main() -> int:
     parser.add_argument("--latencies", type=int, nargs="+", default=[0, 50])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=18765, help="the port baked into the corpus URLs")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--byte-checks", action="store_true", help="instead: CPU-ms per image of the byte checks"
+    )
+    args, rest = parser.parse_known_args()
+    if args.byte_checks:  # benchmarks/download_checks.py, its options after ours (e.g. --limit 500)
+        checks = Path(__file__).with_name("download_checks.py")
+        return subprocess.run([sys.executable, str(checks), *rest], check=False).returncode
     corpus = ensure_corpus(args.n, args.port)
     rows = []
     for latency in args.latencies:

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from openpairs.cli import app
 from openpairs.demo.generate import encode, make_image
+from openpairs.safety.blocklist import load_cached
 from openpairs.safety.pdq import pdq_of
 from openpairs.safety.urlnorm import normalise_url
 from tests.download.helpers import download, rows, write_input
@@ -70,8 +71,10 @@ def test_listed_urls_are_never_requested_and_listed_bodies_never_stored(
     urls, bodies = _serve(image_server)
     lists = _lists(tmp_path, urls, bodies)
     inp = write_input(tmp_path / "in.parquet", list(urls))
-    result = download(inp, tmp_path / "out", blocklist=tuple(lists))
-    got = rows(tmp_path / "out")
+    loads = load_cached.cache_info().misses
+    result = download(inp, tmp_path / "out", blocklist=tuple(lists), shard_size=4)  # two shards
+    assert load_cached.cache_info().misses == loads + 1  # once for this (in-test) worker process
+    got = rows(tmp_path / "out", 0) + rows(tmp_path / "out", 1)
     assert {name: row["status"] for name, row in zip(EXPECTED, got, strict=True)} == EXPECTED
     assert image_server.count("/bytes/url_given") == image_server.count("/bytes/url_normalised") == 0
     assert all(image_server.count(f"/bytes/{name}") == 1 for name in list(EXPECTED)[2:])
@@ -81,7 +84,7 @@ def test_listed_urls_are_never_requested_and_listed_bodies_never_stored(
     assert errors["body_sha1"] == "on safety list safety.txt (sha1)"
     assert errors["body_md5"] == "on safety list more.parquet (md5)"
     assert errors["pdq_copy"] == "on safety list safety.txt (pdq)"
-    stored = _stored(tmp_path / "out" / "shards" / "00000.tar")
+    stored = set().union(*(_stored(tar) for tar in (tmp_path / "out" / "shards").glob("*.tar")))
     kept = {row["key"] for row in got if row["status"] == "ok"}
     assert stored == kept and len(kept) == 2
     listed = {row["key"] for row in got if row["status"].startswith("blocklisted")}
@@ -100,11 +103,13 @@ def _stored(tar: Path) -> set[str]:
     return {name.rpartition(".")[0] for name in names}
 
 
-def test_a_bad_list_stops_the_command_naming_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["download", "build"])
+def test_a_bad_list_stops_the_command_naming_file_and_line(tmp_path: Path, command: str) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_text(f"sha1:{'0' * 40}\nnot-a-hash\n")
     inp = write_input(tmp_path / "in.parquet", ["http://127.0.0.1:9/x.jpg"])
-    args = ["download", str(inp), "--out", str(tmp_path / "out"), "--blocklist", str(bad)]
+    flags = ["--blocklist", str(bad), "--no-c2pa", "--no-xmp-data-mining"]  # the flags parse on both
+    args = [command, str(inp), "--out", str(tmp_path / "out"), *flags]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2
-    assert f"{bad}:2" in result.output and not (tmp_path / "out" / "shards").exists()
+    assert result.exit_code == 2, result.output
+    assert "bad.txt:2" in " ".join(result.output.split()) and not (tmp_path / "out").exists()

@@ -27,6 +27,8 @@ _TRANSPOSE = {
 }
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _MIME = {"jpg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
+Inspect = Callable[[Image.Image], None]
+INSPECT_SIDE = 512  # with keep_original, an inspect hook still sees the image at least this size (or whole)
 
 
 @dataclass
@@ -79,15 +81,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def decode(body: bytes, config: ImageConfig, header: Header | None = None) -> Decoded:
+def decode(
+    body: bytes, config: ImageConfig, header: Header | None = None, inspected: bool = False
+) -> Decoded:
     """Header checks, then decode the first frame (maybe DCT-reduced, maybe already resized by OpenCV)
     to L, LA, RGB or RGBA; `apply_plan` finishes the resize and converts to RGB. `header`: `body`'s,
-    when the caller already opened it."""
+    when the caller already opened it; `inspected`: an inspect hook will look at the pixels."""
     header = header or open_header(body)
     check_header(header, config)
     todo = plan(header.width, header.height, config)
-    if config.keep_original:
-        _draft(header, (1, 1))  # validation only: the smallest DCT scale still decodes every block
+    if config.keep_original:  # validation only: the smallest DCT scale still decodes every block
+        _draft(header, (INSPECT_SIDE, INSPECT_SIDE) if inspected else (1, 1))
     elif todo.resize:
         _draft(header, todo.resize)
     shrink = todo.resize if todo.resize and todo.resize[0] < header.width else None
@@ -142,9 +146,6 @@ def encode(image: Image.Image, config: ImageConfig) -> bytes:
     return buffer.getvalue()
 
 
-Inspect = Callable[[Image.Image], None]
-
-
 def process_image(
     body: bytes,
     config: ImageConfig,
@@ -161,7 +162,7 @@ def process_image(
         raise ImageRejected(Status.HASH_MISMATCH, f"sha256 {digest} is not the expected {expected_sha256}")
     if body and len(body) < config.min_bytes:
         raise ImageRejected(Status.TOO_SMALL, f"{len(body)} bytes < min_bytes {config.min_bytes}")
-    decoded = decode(body, config, header)
+    decoded = decode(body, config, header, inspect is not None)
     if inspect is not None:
         inspect(decoded.image)
     width, height = decoded.original_width, decoded.original_height

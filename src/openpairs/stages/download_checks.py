@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from openpairs.core.status import Status
 from openpairs.image.config import ImageRejected
+from openpairs.image.process import INSPECT_SIDE
 from openpairs.safety.blocklist import DEFAULT_PDQ_THRESHOLD
 from openpairs.stages.download_memory import process_bounded
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from openpairs.safety.blocklist import Blocklists, Match
 
 _LOAD_LOCK = threading.Lock()
+PDQ_MAX_SIDE = INSPECT_SIDE
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,22 @@ def convert_checked(
     signal = embedded_opt_out(body, checks.xmp_data_mining, checks.c2pa)
     if signal:
         raise ImageRejected(Status.OPTED_OUT, f"the image's own metadata: {signal}", signal)
-    inspect = _pdq_check(lists) if lists is not None and lists.has_pdq else None
+    inspect = pdq_check(lists) if lists is not None and lists.has_pdq else None
     return process_bounded(body, config, expected_sha256, inspect)
 
 
-def _pdq_check(lists: Blocklists) -> Callable[[Image.Image], None]:
-    """A hook on the decoded image: raises Blocklisted when its PDQ hash is near one on the lists."""
+def pdq_check(lists: Blocklists) -> Callable[[Image.Image], None]:
+    """A hook on the decoded image: raises Blocklisted when its PDQ hash is near one on the lists.
+
+    An image over PDQ_MAX_SIDE is first box-reduced by a whole factor to at most that side, as PDQ's
+    reference hasher does (512): hashing a 1024 px image costs ~35 CPU-ms, a 512 px one ~5, and the hash
+    moves by 7 bits on average, 22 at most, on the benchmark corpus (the match threshold is 31; at 256 px
+    it would move by up to 36)."""
     from openpairs.safety.pdq import pdq_of
 
     def check(image: Image.Image) -> None:
-        match = lists.match_pdq(pdq_of(image).hex)
+        factor = -(-max(image.size) // PDQ_MAX_SIDE)
+        match = lists.match_pdq(pdq_of(image.reduce(factor) if factor > 1 else image).hex)
         if match is not None:
             raise Blocklisted(match)
 
