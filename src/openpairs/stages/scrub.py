@@ -26,7 +26,7 @@ from openpairs.stages import scrub_steps
 from openpairs.stages.scrub_shard import ShardJob, scrub_shard
 
 SCRUB_DIR = "scrub"
-STEPS = ("shards", "clip", "image_dedup", "filter", "export", "report", "index")
+STEPS = ("shards", "clip", "image_dedup", "filter", "export", "report", "index")  # in this order
 BUILD_TIME_ONLY = (
     "MD5 and SHA1 image lists match only at build time, or where the stored image is the original body "
     "(keep_original): scrub compares them with the stored images and the recorded sha256 of the body"
@@ -83,9 +83,19 @@ def run_scrub(out: str, config: ScrubConfig, executor: ExecutorConfig | None = N
     return result
 
 
+REDO: dict[str, Callable[[str, ExecutorConfig, list[int]], bool]] = {
+    "clip": scrub_steps.redo_clip,
+    "image_dedup": scrub_steps.redo_image_dedup,
+    "filter": scrub_steps.redo_filter,
+    "export": scrub_steps.redo_export,
+    "report": scrub_steps.redo_report,
+    "index": scrub_steps.redo_index,
+}
+
+
 def _step(name: str, out: str, run_dir: str, executor: ExecutorConfig) -> Callable[[], bool]:
-    run: Callable[[str, ExecutorConfig, list[int]], bool] = getattr(scrub_steps, f"redo_{name}")
-    return lambda: run(out, executor, [index for index, records in _records(out, run_dir) if records])
+    """Step `name` after the shards: the pipeline's function, told which download shards changed."""
+    return lambda: REDO[name](out, executor, [index for index, records in _records(out, run_dir) if records])
 
 
 def _scrub_shards(out: str, config: ScrubConfig, result: ScrubResult, executor: ExecutorConfig) -> bool:
