@@ -238,22 +238,8 @@ def _digest(data: bytes, algorithm: str) -> bytes:
     return hashlib.new(algorithm, data).digest()
 
 
-def load_cached(paths: tuple[str, ...], pdq_threshold: int = DEFAULT_PDQ_THRESHOLD) -> Blocklists:
-    """Blocklists.load, once per process for the same files (paths, sizes and modification stamps) and
-    threshold: workers reuse the lists across shards, and a list rewritten since is read again."""
-    return _load_once(paths, pdq_threshold, tuple(_stamp(path) for path in paths))
-
-
-def _stamp(path: str) -> str:
-    """A list file's size and modification stamp (the keys io.freshness reads, by storage backend)."""
-    from openpairs.io import fs as ofs
-    from openpairs.io.freshness import STAMP_KEYS
-
-    store, resolved = ofs.filesystem(path)
-    info = store.info(resolved)
-    return f"{info.get('size')}:{next((info[k] for k in STAMP_KEYS if info.get(k) is not None), '')}"
-
-
 @functools.lru_cache(maxsize=4)
-def _load_once(paths: tuple[str, ...], pdq_threshold: int, _stamps: tuple[str, ...]) -> Blocklists:
+def load_cached(paths: tuple[str, ...], pdq_threshold: int = DEFAULT_PDQ_THRESHOLD) -> Blocklists:
+    """Blocklists.load, once per process for the same paths and threshold (workers reuse it across shards;
+    a command's worker processes live for that command, so a list rewritten later is read by the next)."""
     return Blocklists.load(paths, pdq_threshold)
