@@ -21,7 +21,7 @@ from openpairs.core import crashpoints
 from openpairs.executors import ExecutorConfig
 from openpairs.io import commit
 from openpairs.io import fs as ofs
-from openpairs.safety.blocklist import DEFAULT_PDQ_THRESHOLD, Blocklists
+from openpairs.safety.blocklist import DEFAULT_PDQ_THRESHOLD, Blocklists, load_cached
 from openpairs.stages import scrub_steps
 from openpairs.stages.scrub_shard import ShardJob, scrub_shard
 
@@ -59,6 +59,7 @@ class ScrubResult:
 def run_scrub(out: str, config: ScrubConfig, executor: ExecutorConfig | None = None) -> ScrubResult:
     """Scrub the finished dataset `out` with `config`'s lists (resumes a killed scrub of the same lists)."""
     executor = executor or ExecutorConfig()
+    load_cached.cache_clear()  # shards scrubbed in this process read the lists as they are now
     lists = Blocklists.load(config.blocklists, config.pdq_threshold)  # a bad list fails before any write
     scrub_steps.check_finished(out)
     result = ScrubResult(ofs.join(out, SCRUB_DIR, _run_name(config)))
