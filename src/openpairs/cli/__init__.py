@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "index",
     "serve",
     "decontaminate",
+    "scrub",
 )
 
 

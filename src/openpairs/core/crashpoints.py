@@ -31,6 +31,8 @@ POINTS = (
     "filter.shard",  # a filter shard computed, not written
     "export.part",  # export parts up to INDEX written, the rest and the manifest not
     "index.add",  # the index trained, vectors being added, nothing written
+    "scrub.shard",  # a download shard's tar scrubbed, its parquet and stats not
+    "scrub.step",  # every download shard scrubbed, the step named by INDEX (scrub.STEPS) not yet redone
 )
 
 

@@ -172,6 +172,11 @@ class Blocklists:
         return any(kind in self._exact for kind in URL_KINDS)
 
     @property
+    def kinds(self) -> frozenset[str]:
+        """The kinds of hash the lists hold (a bare hash counts as its URL and its body kind)."""
+        return frozenset(self._exact) | ({PDQ_KIND} if self.has_pdq else frozenset())
+
+    @property
     def has_body_hashes(self) -> bool:
         """Whether any list holds MD5/SHA1/SHA256 hashes of image bodies (bare hashes count)."""
         return any(kind in self._exact for kind in BODY_KINDS)
@@ -235,5 +240,6 @@ def _digest(data: bytes, algorithm: str) -> bytes:
 
 @functools.lru_cache(maxsize=4)
 def load_cached(paths: tuple[str, ...], pdq_threshold: int = DEFAULT_PDQ_THRESHOLD) -> Blocklists:
-    """Blocklists.load, once per process for the same paths and threshold (workers reuse it across shards)."""
+    """Blocklists.load, once per process for the same paths and threshold (workers reuse it across shards;
+    a command's worker processes live for that command, so a list rewritten later is read by the next)."""
     return Blocklists.load(paths, pdq_threshold)
