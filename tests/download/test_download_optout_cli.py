@@ -33,6 +33,7 @@ def statuses(server: ImageServer, tmp: Path, *flags: str) -> dict[str, str]:
         (("--opt-out-directives", "NOAI"), {"noai": "opted_out", "noindex": "ok"}),
         (("--opt-out-directives", "noimageai,noindex"), {"noai": "ok", "noindex": "opted_out"}),
         (("--opt-out-directives", ""), {"noai": "ok", "noindex": "ok"}),
+        (("--no-respect-x-robots-tag", "--respect-robots-txt"), {"noai": "ok", "noindex": "ok"}),
     ],
 )
 def test_the_directives_given_are_the_ones_honoured(

@@ -114,7 +114,7 @@ def _run(tmp_path: Path, origins: dict[str, ImageServer], cases: list, **flags: 
 
 
 def test_every_signal_in_every_place(origins: dict[str, ImageServer], tmp_path: Path) -> None:
-    """~1 s: each row's status and signal; each file read once per origin; no request for a refused row."""
+    """~2.5 s: each row's status and signal; each file read once per origin; no request for a refused row."""
     for server in origins.values():
         server.reset_counts()
     got = _run(tmp_path, origins, CASES)
