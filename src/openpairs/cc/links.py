@@ -1,4 +1,4 @@
-"""Read one WAT JSON payload: the page URL, its base, its CC licence and its `IMG@/src` links.
+"""Read one WAT JSON payload: the page URL, its base, its CC licence, its meta opt-outs and `IMG@/src` links.
 
 The payload is decoded with msgspec into the few fields we use (everything else is validated and skipped,
 which is most of the cost saved); a payload whose types differ from what Common Crawl writes is decoded
@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from openpairs.cc.pagemeta import NO_SIGNALS, Meta, PageSignals, meta_names, page_signals
 from openpairs.cc.rules import join_url
 
 RESPONSE_MARK = b'"WARC-Type":"response"'
@@ -20,6 +21,7 @@ LICENSE_MARK = "creativecommons.org/licenses/"
 _LICENSE_BYTES = LICENSE_MARK.encode()
 NO_LICENSE = "?"
 IMG_PATH = "IMG@/src"
+OUR_METAS = meta_names(["openpairs"])  # robots + our name; the extract stage adds the user's token
 
 
 class BadRecord(Exception):
@@ -36,6 +38,7 @@ class Link(msgspec.Struct):
 
 class _Head(msgspec.Struct):
     Base: Any = None
+    Metas: list[Meta] = msgspec.field(default_factory=list)
 
 
 class _Html(msgspec.Struct):
@@ -77,6 +80,7 @@ class Page:
     license: str
     links_total: int
     images: list[Link]
+    signals: PageSignals = NO_SIGNALS
 
 
 def is_response(payload: bytes) -> bool:
@@ -84,9 +88,12 @@ def is_response(payload: bytes) -> bool:
     return RESPONSE_MARK in payload or b'"WARC-Type": "response"' in payload
 
 
-def read_page(payload: bytes, target_uri: Callable[[], str]) -> Page | None:
+def read_page(
+    payload: bytes, target_uri: Callable[[], str], metas: frozenset[str] = OUR_METAS
+) -> Page | None:
     """The page of a response payload, or None when it has no HTML links; BadRecord when malformed.
-    `target_uri` gives the record's WARC header URI, asked only when the JSON lacks it."""
+    `target_uri` gives the record's WARC header URI, asked only when the JSON lacks it; `metas` are the
+    meta names whose directives concern us (pagemeta.meta_names)."""
     try:
         record = _DECODER.decode(payload)
     except msgspec.ValidationError:
@@ -107,7 +114,8 @@ def read_page(payload: bytes, target_uri: Callable[[], str]) -> Page | None:
     links = html.Links
     licence = find_license(links, payload)
     images = [link for link in links if link.path == IMG_PATH]
-    return Page(page_url, base_url, licence, len(links), images)
+    signals = page_signals(html.Head.Metas, metas) if html.Head.Metas else NO_SIGNALS
+    return Page(page_url, base_url, licence, len(links), images, signals)
 
 
 def _generic_record(payload: bytes) -> _Record:
@@ -133,8 +141,17 @@ def _generic_record(payload: bytes) -> _Record:
         Link(link.get("path"), link.get("url"), link.get("alt")) if isinstance(link, dict) else Link()
         for link in links
     ]
-    record.Envelope.payload.response = _Response(_Html(_Head(head.get("Base")), typed))
+    record.Envelope.payload.response = _Response(
+        _Html(_Head(head.get("Base"), _metas(head.get("Metas"))), typed)
+    )
     return record
+
+
+def _metas(value: Any) -> list[Meta]:
+    """The object entries of a Head.Metas value; anything else (not a list, not objects) is ignored."""
+    if not isinstance(value, list):
+        return []
+    return [Meta(meta.get("name"), meta.get("content")) for meta in value if isinstance(meta, dict)]
 
 
 def find_license(links: list[Link], payload: bytes) -> str:

@@ -3,7 +3,8 @@
 Every rule is an ExtractConfig field. A link gets the first status that applies, in this order:
 invalid_link (URL or alt not a string), no_alt, bad_scheme (also a relative URL that its page's base makes
 non-http), relative_url (when dropped, or when no base resolves it to an absolute URL), url_too_long,
-bad_extension, alt_too_short, not_english; else ok.
+bad_extension, alt_too_short, opted_out (its page's metas opt it out: set by the extract stage),
+not_english; else ok.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ORDER = (
     Status.BAD_EXTENSION,
     Status.ALT_TOO_SHORT,
     Status.NOT_ENGLISH,
+    Status.OPTED_OUT,
 )
 CODE = {status: code for code, status in enumerate(ORDER)}
 NON_PRINTABLE = r"[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Zl}\p{Zp}]"  # control, format, private, surrogate, separators
@@ -49,6 +51,8 @@ class ExtractConfig:
     fix_text: bool = True
     language: Literal["cld3", "off"] = "cld3"
     english_only: bool = True
+    page_meta_opt_out: bool = True  # drop the images of pages whose metas opt out (cc/pagemeta.py)
+    user_agent_token: str = ""  # a meta of this name also addresses us (as download's --user-agent-token)
 
 
 @dataclass

@@ -15,6 +15,8 @@ CANDIDATE_SCHEMA = pa.schema(
         ("license", pa.string()),
         ("hash", pa.int64()),
         ("source", pa.string()),
+        ("page_robots", pa.string()),  # the page's noai/noimageai robots metas (cc/pagemeta.py), or null
+        ("page_tdm_reservation", pa.int8()),  # the page's tdm-reservation meta, 0 or 1, or null
     ]
 )
 

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from openpairs.cc import links as cclinks
 from openpairs.cc.language import NO_LANGUAGE, LanguageIdentifier
+from openpairs.cc.pagemeta import meta_names
 from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules, has_no_alt
 from openpairs.cc.source import open_input
 from openpairs.cc.wat import WatPayload, iter_payloads
@@ -26,6 +27,7 @@ from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status
 from openpairs.io.commit import atomic_open
+from openpairs.net.config import FetchConfig
 from openpairs.stages.runner import ShardTask
 
 STAGE = "extract"
@@ -34,7 +36,7 @@ OK = Status.OK
 _WRITER: dict[str, Any] = {  # dictionaries only where values repeat, min/max statistics only where useful
     "schema": CANDIDATE_SCHEMA,
     "compression": "zstd",
-    "use_dictionary": ["page_url", "language", "license", "source"],
+    "use_dictionary": ["page_url", "language", "license", "source", "page_robots"],
     "write_statistics": ["key", "hash"],
 }
 
@@ -53,7 +55,8 @@ def run_shard(config: ExtractConfig, task: ShardTask) -> ShardStats:
         atomic_open(task.paths.file("parquet")) as out,
         pq.ParquetWriter(out, **_WRITER) as writer,
     ):
-        for number, page in enumerate(_pages(iter_payloads(stream, stats), stats)):
+        metas = meta_names(FetchConfig(user_agent_token=config.user_agent_token).agents())
+        for number, page in enumerate(_pages(iter_payloads(stream, stats), stats, metas)):
             if number == 1:
                 crashpoints.reached("extract.file", task.index)
             columns.add_page(page)
@@ -77,8 +80,11 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _pages(payloads: Iterator[WatPayload], stats: ShardStats) -> Iterator[cclinks.Page]:
-    """HTML pages of the response records; bad records are counted and skipped."""
+def _pages(
+    payloads: Iterator[WatPayload], stats: ShardStats, metas: frozenset[str]
+) -> Iterator[cclinks.Page]:
+    """HTML pages of the response records (`metas`: the meta names that address us); bad records are
+    counted and skipped."""
     responses = bad = pages = links = 0  # added to stats once, not bumped per record
     try:
         for item in payloads:
@@ -86,7 +92,7 @@ def _pages(payloads: Iterator[WatPayload], stats: ShardStats) -> Iterator[cclink
                 continue
             responses += 1
             try:
-                page = cclinks.read_page(item.payload, item.target_uri)
+                page = cclinks.read_page(item.payload, item.target_uri, metas)
             except cclinks.BadRecord as exc:
                 bad += 1
                 stats.error(f"bad WAT record: {exc}")
@@ -150,6 +156,8 @@ class _Columns:
         page_of = np.repeat(np.arange(len(self.pages), dtype=np.int64), self.counts)
         ruled = apply_rules(self.urls, self.alts, [p.base for p in self.pages], page_of, self.config)
         self._count_invalid(ruled.codes)
+        if self.config.page_meta_opt_out:
+            self._opt_out(ruled.codes, page_of)
         kept = np.flatnonzero(ruled.codes == CODE[OK])
         captions = _rows(ruled.caption, kept)
         codes, scores = self._languages(captions)
@@ -206,8 +214,24 @@ class _Columns:
             "license": pa.array([page.license for page in self.pages], pa.string()).take(take),
             "hash": np.frombuffer(digests, "<i8")[::2],
             "source": pa.repeat(pa.scalar(self.source, pa.string()), len(urls)),
+            "page_robots": pa.array([page.signals.robots for page in self.pages], pa.string()).take(take),
+            "page_tdm_reservation": pa.array(
+                [page.signals.tdm_reservation for page in self.pages], pa.int8()
+            ).take(take),
         }
         return pa.Table.from_pydict(data, schema=CANDIDATE_SCHEMA)
+
+    def _opt_out(self, codes: np.ndarray, page_of: np.ndarray) -> None:
+        """Mark the ok links of pages whose metas opt out `opted_out` (in place), counted per signal."""
+        signals = [page.signals.opt_out for page in self.pages]
+        opted = np.array([signal is not None for signal in signals], dtype=bool)
+        if not opted.any():
+            return
+        rows = np.flatnonzero((codes == CODE[OK]) & opted[page_of])
+        codes[rows] = CODE[Status.OPTED_OUT]
+        for page, count in enumerate(np.bincount(page_of[rows], minlength=len(signals)).tolist()):
+            if count:
+                self.counters[f"opt_out.{signals[page]}"] += count
 
     def _count_invalid(self, codes: np.ndarray) -> None:
         for i in np.flatnonzero(codes == CODE[Status.INVALID_LINK])[:10]:
