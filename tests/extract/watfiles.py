@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
+import importlib.util
 import io
 import json
 import pathlib
+from types import ModuleType
 from typing import Any
 
 # ../shared beside the checkout (a git worktree sits one level deeper: the nearest ancestor's wins)
@@ -22,8 +25,8 @@ ALL_WATS = sorted(CC.rglob("*.wat*"))
 
 
 def real_payloads(path: pathlib.Path | str = DERIVED) -> list[dict[str, Any]]:
-    """The response payloads (with HTML links) of a derived WAT (the shared one by default), as dicts."""
-    with gzip.open(path, "rb") as handle:
+    """The response payloads (with HTML links) of a WAT (the shared derived one by default), as dicts."""
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "rb") as handle:
         raw = handle.read()
     found = []
     for line in raw.split(b"\n"):
@@ -62,3 +65,21 @@ def corrupt(gzip_member: bytes) -> bytes:
         + bytes(b ^ 0x5A for b in gzip_member[middle : middle + 40])
         + gzip_member[middle + 40 :]
     )
+
+
+def _make_wat() -> ModuleType:
+    """../shared/bench/make_wat.py, the benchmark WAT generator (standard library only)."""
+    spec = importlib.util.spec_from_file_location("make_wat", CC.parents[1] / "bench" / "make_wat.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def meta_page(payload: dict[str, Any], replica: int, metas: Any) -> dict[str, Any]:
+    """A copy of a real payload as replica `replica` (its own page host and image URLs, as make_wat.py
+    writes them) whose Head.Metas are `metas`."""
+    page: dict[str, Any] = _make_wat().mutate(copy.deepcopy(payload), replica, False)
+    html = page["Envelope"]["Payload-Metadata"]["HTTP-Response-Metadata"]["HTML-Metadata"]
+    html.setdefault("Head", {})["Metas"] = metas
+    return page

@@ -106,6 +106,24 @@ def links(draw: st.DrawFn) -> Any:
     return link
 
 
+META_NAMES = st.sampled_from(
+    ["robots", " ROBOTS ", "openpairs", "tdm-reservation", "TDM-Reservation", "CCBot"]
+)
+META_CONTENTS = st.sampled_from(["noai", " NoImageAI , noindex", "1", " 0 ", "2", "", ",,noai,"]) | ANY_TEXT
+
+
+@st.composite
+def metas(draw: st.DrawFn) -> Any:
+    """One Head.Metas entry: mostly a name/content pair that may opt out, sometimes anything at all."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(json_values())
+    meta = {
+        "name": draw(META_NAMES | ANY_TEXT | json_values()),
+        "content": draw(META_CONTENTS | json_values()),
+    }
+    return {key: value for key, value in meta.items() if draw(st.integers(0, 5))}
+
+
 def _or_garbage(draw: st.DrawFn, value: Any, odds: int = 12) -> Any:
     """`value`, or (once in `odds`) arbitrary JSON in its place."""
     return draw(json_values()) if draw(st.integers(0, odds - 1)) == 0 else value
@@ -117,6 +135,8 @@ def wat_records(draw: st.DrawFn) -> dict[str, Any]:
     head: Any = {}
     if draw(st.booleans()):
         head["Base"] = _or_garbage(draw, draw(urls()))
+    if draw(st.booleans()):
+        head["Metas"] = _or_garbage(draw, draw(st.lists(metas(), max_size=4)))
     found = draw(st.lists(links(), max_size=6))
     if draw(st.integers(0, 5)) == 0:
         found.insert(draw(st.integers(0, len(found))), {"path": "A@/href", "url": draw(LICENSES)})

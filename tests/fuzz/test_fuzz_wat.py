@@ -58,6 +58,8 @@ def test_read_page_returns_a_page_or_a_bad_record(record: Any, header_uri: str, 
             assert isinstance(page.url, str) and isinstance(page.base, str) and isinstance(page.license, str)
             assert all(link.path == cclinks.IMG_PATH for link in page.images)
             assert page.links_total >= len(page.images)
+            assert set((page.signals.robots or "noai").split(",")) <= {"noai", "noimageai"}
+            assert page.signals.tdm_reservation in (None, 0, 1)
 
 
 LANGUAGE = LanguageIdentifier()
@@ -157,6 +159,8 @@ def test_extract_shard_accounts_for_every_link(
     ):
         _check_kept(url, caption, config)
     assert Counter(stats.statuses).keys() <= {str(s) for s in ORDER}
+    signals = {name: n for name, n in stats.counters.items() if name.startswith("opt_out.")}
+    assert sum(signals.values()) == stats.statuses.get(Status.OPTED_OUT, 0)
 
 
 REAL_WATS = {path.name: path.read_bytes() for path in ALL_WATS}

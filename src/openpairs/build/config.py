@@ -78,6 +78,10 @@ def build_config(
         name: stage_config(cls, name, preset, **overrides.get(name, {}))
         for name, cls in STAGE_CLASSES.items()
     }
+    if not configs["extract"].user_agent_token:  # one token names us in every opt-out: page metas too
+        configs["extract"] = dataclasses.replace(
+            configs["extract"], user_agent_token=configs["download"].user_agent_token
+        )
     formats = export_formats if export_formats is not None else (_preset_export(preset), "webdataset")
     return BuildConfig(
         preset=preset,

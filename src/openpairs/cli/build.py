@@ -22,6 +22,7 @@ from openpairs.cli.common import (
     executor_config,
     progress_rows,
 )
+from openpairs.cli.extract import PageMetaOptOut
 
 if TYPE_CHECKING:
     from openpairs.build import BuildResult
@@ -44,6 +45,7 @@ def build(
     min_similarity: Annotated[float | None, typer.Option(help="filter: threshold (English)")] = None,
     export: Annotated[str | None, typer.Option(help="export formats, e.g. laion400m,webdataset")] = None,
     samples_per_shard: Annotated[int, typer.Option(help="export: samples per output shard")] = 10_000,
+    page_meta_opt_out: PageMetaOptOut = None,
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
@@ -64,6 +66,7 @@ def build(
             },
             "download": {"image_size": image_size},
             "filter": {"min_similarity": min_similarity},
+            "extract": {"page_meta_opt_out": page_meta_opt_out},
         }
         for stage, values in direct.items():
             overrides.setdefault(stage, {}).update({k: v for k, v in values.items() if v is not None})

@@ -33,6 +33,18 @@ Extensions = Annotated[str | None, typer.Option(help="e.g. .svg,.gif", rich_help
 RuleInt = Annotated[int | None, typer.Option(rich_help_panel=RULES)]
 Language = Annotated[str | None, typer.Option(help="cld3 or off", rich_help_panel=RULES)]
 English = Annotated[bool | None, typer.Option("--english-only/--all-languages", rich_help_panel=RULES)]
+PageMetaOptOut = Annotated[
+    bool | None,
+    typer.Option(
+        "--page-meta-opt-out/--no-page-meta-opt-out",
+        help="drop the images of pages whose metas opt out: noai/noimageai, tdm-reservation 1 (default on)",
+        rich_help_panel=RULES,
+    ),
+]
+UserAgentToken = Annotated[
+    str | None,
+    typer.Option(help="our name in opt-outs: a meta of this name addresses us", rich_help_panel=RULES),
+]
 Dedup = Annotated[str | None, typer.Option(help="url, url+caption or none", rich_help_panel=DEDUP)]
 ShardSize = Annotated[int | None, typer.Option(help="rows per candidates shard", rich_help_panel=DEDUP)]
 History = Annotated[
@@ -76,6 +88,8 @@ def extract(
     max_alt_length: RuleInt = None,
     language: Language = None,
     english_only: English = None,
+    page_meta_opt_out: PageMetaOptOut = None,
+    user_agent_token: UserAgentToken = None,
     dedup: Dedup = None,
     shard_size: ShardSize = None,
     history: History = None,
@@ -97,7 +111,8 @@ def extract(
         raise typer.BadParameter("give WAT files or --crawl")
     rule_values = dict(relative_urls=relative_urls, max_url_length=max_url_length, min_alt_length=min_alt_length,
                        max_alt_length=max_alt_length, language=language, english_only=english_only,
-                       drop_extensions=_extensions(drop_extensions))  # fmt: skip
+                       drop_extensions=_extensions(drop_extensions), page_meta_opt_out=page_meta_opt_out,
+                       user_agent_token=user_agent_token)  # fmt: skip
     dedup_values = dict(dedup=dedup, shard_size=shard_size, history=history, rows_per_task=rows_per_task, split_languages=split_languages)  # fmt: skip
     try:
         rules = stage_config(ExtractConfig, "extract", preset, **rule_values)
