@@ -156,6 +156,8 @@ def candidate_shard(shard: int, rows: int, unique: int, seed: int) -> pa.Table:
         "license": pa.array(["?"] * rows),
         "hash": pa.array(items.astype(np.int64)),
         "source": pa.array(["bench"] * rows),
+        "page_robots": pa.nulls(rows, pa.string()),
+        "page_tdm_reservation": pa.nulls(rows, pa.int8()),
     }
     return pa.table(columns).cast(CANDIDATE_SCHEMA)
 

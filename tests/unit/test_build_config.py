@@ -50,3 +50,10 @@ def test_config_json_has_every_stage_and_versions() -> None:
     assert build_config("laion5b", parse_settings(["clip.heads=force"])).clip.heads == "force"
     with pytest.raises(ValueError, match="heads must be one of auto, force, off"):
         build_config("laion5b", parse_settings(["clip.heads=always"]))
+
+
+def test_page_meta_opt_out_is_on_by_default_and_download_token_names_us_in_page_metas() -> None:
+    config = build_config("laion400m", parse_settings(["download.user_agent_token=MyLab-Bot"]))
+    assert config.extract.page_meta_opt_out and config.extract.user_agent_token == "MyLab-Bot"
+    off = build_config("laion400m", parse_settings(["extract.page_meta_opt_out=false"]))
+    assert not off.extract.page_meta_opt_out and off.extract.user_agent_token == ""
