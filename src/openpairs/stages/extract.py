@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from openpairs.cc import links as cclinks
 from openpairs.cc.language import NO_LANGUAGE, LanguageIdentifier
-from openpairs.cc.pagemeta import meta_names
+from openpairs.cc.pagemeta import NO_SIGNALS, meta_names
 from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules, has_no_alt
 from openpairs.cc.source import open_input
 from openpairs.cc.wat import WatPayload, iter_payloads
@@ -214,12 +214,16 @@ class _Columns:
             "license": pa.array([page.license for page in self.pages], pa.string()).take(take),
             "hash": np.frombuffer(digests, "<i8")[::2],
             "source": pa.repeat(pa.scalar(self.source, pa.string()), len(urls)),
-            "page_robots": pa.array([page.signals.robots for page in self.pages], pa.string()).take(take),
-            "page_tdm_reservation": pa.array(
-                [page.signals.tdm_reservation for page in self.pages], pa.int8()
-            ).take(take),
+            "page_robots": self._signal_column("robots", pa.string(), take),
+            "page_tdm_reservation": self._signal_column("tdm_reservation", pa.int8(), take),
         }
         return pa.Table.from_pydict(data, schema=CANDIDATE_SCHEMA)
+
+    def _signal_column(self, field: str, kind: pa.DataType, take: pa.Array) -> pa.Array:
+        """The page signal `field` of each kept row (all null, built at once, when no page has one)."""
+        if all(page.signals is NO_SIGNALS for page in self.pages):
+            return pa.nulls(len(take), kind)
+        return pa.array([getattr(page.signals, field) for page in self.pages], kind).take(take)
 
     def _opt_out(self, codes: np.ndarray, page_of: np.ndarray) -> None:
         """Mark the ok links of pages whose metas opt out `opted_out` (in place), counted per signal."""
