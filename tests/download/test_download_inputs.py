@@ -65,6 +65,7 @@ def test_each_format_gives_the_same_rows(tmp_path: Path, fmt: str, gz: bool) -> 
         assert table.column("caption").to_pylist() == [r["caption"] for r in RECORDS]
         assert table.column("extra").to_pylist() == [r["extra"] for r in RECORDS]
     assert table.column("license").null_count == 5
+    assert table.column("page_robots").null_count == table.column("page_tdm_reservation").null_count == 5
 
 
 def test_laion_metadata_columns_work_as_is(tmp_path: Path) -> None:
@@ -87,6 +88,8 @@ def test_laion_metadata_columns_work_as_is(tmp_path: Path) -> None:
     assert str(table.column("license").to_pylist()[1]).startswith("http://creativecommons.org")
     assert table.column("similarity").to_pylist() == [0.31, 0.4]
     assert table.column("SAMPLE_ID").type == pa.int64()
+    assert table.column("page_tdm_reservation").type == pa.int8()  # no page metas: null, typed
+    assert table.column("page_robots").null_count == table.column("page_tdm_reservation").null_count == 2
 
 
 def test_explicit_columns_and_clear_errors(tmp_path: Path) -> None:

@@ -51,7 +51,9 @@ def _exit_or_sleep(value: int) -> int:
 
 
 def _hold(path: str) -> None:
-    Path(path).write_text(str(os.getpid()))
+    written = Path(f"{path}.tmp")
+    written.write_text(str(os.getpid()))
+    written.replace(path)  # whole or absent: the test reads it as soon as it exists
     time.sleep(120)
 
 

@@ -22,13 +22,9 @@ ROBOTS = "robots"
 TDM_RESERVATION = "tdm-reservation"
 # the signal names (`opt_out_signal` values; the extract stats count `opt_out.<name>`), in precedence order
 SIGNALS = ("page meta robots: noai", "page meta robots: noimageai", "page meta tdm-reservation")
-
-
-class Meta(msgspec.Struct):
-    """One entry of Head.Metas (any JSON type per field: page_signals judges the values)."""
-
-    name: Any = None
-    content: Any = None
+# A page's metas (as JSON, lower-cased) can hold a signal only if they contain one of these; `\u00` is
+# an escaped ASCII character, which could spell one
+_MARKS = (*(d.encode() for d in AI_DIRECTIVES), TDM_RESERVATION.encode(), b"\\u00")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +52,21 @@ def meta_names(agents: Iterable[str]) -> frozenset[str]:
     return frozenset({ROBOTS, *(a.strip().lower() for a in agents if a.strip())})
 
 
-def page_signals(metas: Iterable[Meta], names: frozenset[str]) -> PageSignals:
-    """The signals of a page's metas; `names` from meta_names()."""
+def raw_signals(metas: msgspec.Raw, names: frozenset[str]) -> PageSignals:
+    """The signals of a page's Head.Metas, given as its JSON text (decoded only when it may hold one)."""
+    if not metas or not any(mark in bytes(metas).lower() for mark in _MARKS):
+        return NO_SIGNALS
+    found = msgspec.json.decode(metas)
+    if not isinstance(found, list):
+        return NO_SIGNALS
+    return page_signals([(m.get("name"), m.get("content")) for m in found if isinstance(m, dict)], names)
+
+
+def page_signals(metas: Iterable[tuple[Any, Any]], names: frozenset[str]) -> PageSignals:
+    """The signals of a page's (name, content) metas; `names` from meta_names()."""
     directives: set[str] = set()
     tdm: int | None = None
-    for meta in metas:
-        name, content = meta.name, meta.content
+    for name, content in metas:
         if type(name) is not str or type(content) is not str:
             continue
         name = name.strip().lower()
