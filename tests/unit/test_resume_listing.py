@@ -58,3 +58,22 @@ def test_resume_from_listing_skips_done_redoes_stale_and_merges_in_shard_order(t
     assert summary["total"] == expected.to_dict() and summary["shards_done"] == 7
     assert summary["shards_failed"] == 0 and "shards_skipped" not in summary  # the same after any resume
     assert not (out / "lines" / "_summary.json").exists()
+
+
+def test_a_dataset_copied_whole_compares_its_own_inputs(tmp_path: Path) -> None:
+    import shutil
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    run_stage(count_lines, "run", _tasks(original, 3), IN_PROCESS)
+    shutil.copytree(original, copy)  # file times kept, as `cp -a` or a sync does
+    recorded = json.loads((copy / "_versions" / "lines" / "00001.json").read_text())
+    assert list(recorded) == ["inputs/1.txt"]  # relative to DIR, not naming the original
+    (copy / "inputs" / "1.txt").write_text("rewritten in the copy\n")
+    tasks = [
+        ShardTask(stage="lines", index=i, inputs=(str(copy / "inputs" / f"{i}.txt"),), out=str(copy))
+        for i in range(3)
+    ]
+    again = run_stage(count_lines, "run", tasks, IN_PROCESS)
+    assert (again.skipped, again.stale) == (2, 1)
+    (original / "inputs" / "0.txt").write_text("rewritten in the original\n")  # not the copy's input
+    assert run_stage(count_lines, "run", tasks, IN_PROCESS).stale == 0

@@ -29,15 +29,25 @@ def tracked(inputs: Iterable[str], out: str) -> list[str]:
 
 
 def versions(inputs: Iterable[str], out: str) -> dict[str, str]:
-    """The current version of each tracked input, one metadata lookup per file (for one shard)."""
+    """The current version of each tracked input, by its path relative to `out` (a dataset moved or
+    copied whole keeps comparing its own files), one metadata lookup per file (for one shard)."""
     found: dict[str, str] = {}
+    prefix = len(out.rstrip("/")) + 1
     for path in tracked(inputs, out):
         fs, resolved = ofs.filesystem(path)
         try:
-            found[path] = _stamp(fs.info(resolved))
+            found[path[prefix:]] = _stamp(fs.info(resolved))
         except FileNotFoundError:
-            found[path] = MISSING
+            found[path[prefix:]] = MISSING
     return found
+
+
+def located(recorded: str, out: str) -> str:
+    """Where a recorded input lives now: relative paths under `out` (records of older versions kept
+    absolute paths, used as they are)."""
+    if recorded.startswith("/") or "://" in recorded:
+        return recorded
+    return ofs.join(out, recorded)
 
 
 def listed_versions(paths: Iterable[str]) -> dict[str, str]:

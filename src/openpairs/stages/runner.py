@@ -172,9 +172,14 @@ def _resume(tasks: Sequence[ShardTask], result: StageResult[C]) -> list[ShardTas
             strict=True,
         )
     )
-    current = freshness.listed_versions([path for inputs in recorded.values() for path in inputs])
+    out = first.out
+    current = freshness.listed_versions(
+        [freshness.located(path, out) for inputs in recorded.values() for path in inputs]
+    )
     stale = {
-        index for index, inputs in recorded.items() if any(current.get(p) != v for p, v in inputs.items())
+        index
+        for index, inputs in recorded.items()
+        if any(current.get(freshness.located(p, out)) != v for p, v in inputs.items())
     }
     for task in done:
         if task.index in stale:
