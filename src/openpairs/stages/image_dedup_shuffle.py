@@ -30,7 +30,7 @@ from openpairs.stages.image_dedup_tasks import (
     tree_path,
 )
 
-ASSIGN_BATCH = 16_384
+ASSIGN_BATCH = 65_536  # rows descended together: one matrix product per touched node per batch
 EDGE_SCHEMA = pa.schema(
     [("key", pa.string()), ("key_int", pa.int64()), ("shard", pa.int64()), ("root_int", pa.int64()),
      ("exact", pa.bool_())]

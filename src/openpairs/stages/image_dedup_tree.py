@@ -133,15 +133,14 @@ def assign(tree: Tree, emb: np.ndarray, margin: float, max_leaves: int) -> Assig
     home = np.ones(len(x), dtype=bool)
     score = np.zeros(len(x), dtype=np.float32)
     capped = np.zeros(len(x), dtype=bool)
+    squared = np.sum(tree.centroids * tree.centroids, axis=1)
     while np.any(inner := tree.child_count[node] > 0):
-        parts = [(row[~inner], node[~inner], home[~inner], score[~inner])]
         pending = np.flatnonzero(inner)
         pending = pending[np.argsort(node[pending], kind="stable")]
-        parents, starts = np.unique(node[pending], return_index=True)
-        for parent, at in zip(parents.tolist(), np.split(pending, starts[1:]), strict=True):
-            reach = (margin, max_leaves)
-            parts.append(_descend(tree, x, parent, (row[at], home[at], score[at]), reach, capped))
-        row, node, home, score = (np.concatenate(column) for column in zip(*parts, strict=True))
+        level = _Level(row[pending], node[pending], home[pending], score[pending])
+        deeper = _descend(tree, squared, x, level, (margin, max_leaves), capped)
+        done = [row[~inner], node[~inner], home[~inner], score[~inner]]
+        row, node, home, score = (np.concatenate([a, b]) for a, b in zip(done, deeper, strict=True))
         keep = _cap(row, home, score, max_leaves)
         capped[row[~keep]] = True
         row, node, home, score = row[keep], node[keep], home[keep], score[keep]
@@ -150,43 +149,74 @@ def assign(tree: Tree, emb: np.ndarray, margin: float, max_leaves: int) -> Assig
     return Assignment(row[order], leaf[order], home[order], int(capped.sum()))
 
 
+@dataclass(frozen=True)
+class _Level:
+    """The (row, inner node) visits of one level of the descent, sorted by node."""
+
+    row: np.ndarray
+    node: np.ndarray
+    home: np.ndarray
+    score: np.ndarray
+
+
 def _descend(
     tree: Tree,
+    squared: np.ndarray,
     x: np.ndarray,
-    parent: int,
-    at: tuple[np.ndarray, np.ndarray, np.ndarray],
+    level: _Level,
     reach: tuple[float, int],
     capped: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The children of `parent` each of its rows goes on to: the nearest, and those within the margin
-    (the `max_leaves` - 1 nearest of them at most; rows that lose some are marked in `capped`)."""
+    """The children each visit goes on to: the nearest, and those within the margin (the `max_leaves` - 1
+    nearest of them at most; rows that lose some are marked in `capped`). One matrix product per parent,
+    everything else at once over the level, so the cost per row does not grow with the number of nodes."""
     margin, max_leaves = reach
-    rows, homes, scores = at
-    start = int(tree.first_child[parent])
-    children = tree.centroids[start : start + int(tree.child_count[parent])]
-    dist = _distances(x[rows], children)
+    dist, apart, slot = _child_distances(tree, squared, x, level)
+    at = np.arange(len(level.row))
     best = np.argmin(dist, axis=1)
-    squared = np.sum(children * children, axis=1)
-    apart = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2.0 * children @ children.T, 0.0))
-    width = 2.0 * apart[best]
-    to_bisector = (dist - dist[np.arange(len(rows)), best][:, None]) / np.maximum(width, 1e-12)
-    to_bisector[np.arange(len(rows)), best] = -1.0  # the nearest child first
-    capped[rows[np.sum(to_bisector <= margin, axis=1) > max_leaves]] = True
+    width = 2.0 * apart[slot, best]
+    to_bisector = (dist - dist[at, best][:, None]) / np.maximum(width, 1e-12)  # padding: inf
+    to_bisector[at, best] = -1.0  # the nearest child first
+    capped[level.row[np.sum(to_bisector <= margin, axis=1) > max_leaves]] = True
     if to_bisector.shape[1] > max_leaves:  # no row can keep more: drop the rest before they multiply
         beyond = np.argpartition(to_bisector, max_leaves - 1, axis=1)[:, max_leaves:]
         np.put_along_axis(to_bisector, beyond, np.inf, axis=1)
     r, c = np.nonzero(to_bisector <= margin)
-    child_home = homes[r] & (c == best[r])
-    child_score = np.maximum(scores[r], np.maximum(to_bisector[r, c], 0.0)).astype(np.float32)
-    return rows[r], start + c.astype(np.int64), child_home, child_score
+    child_home = level.home[r] & (c == best[r])
+    child_score = np.maximum(level.score[r], np.maximum(to_bisector[r, c], 0.0)).astype(np.float32)
+    return level.row[r], tree.first_child[level.node[r]] + c.astype(np.int64), child_home, child_score
+
+
+def _child_distances(
+    tree: Tree, squared: np.ndarray, x: np.ndarray, level: _Level
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Squared distances (up to a per-row constant) from each visit to its node's children, padded with
+    inf to the widest node; the distances between each node's children; each visit's node's slot in it."""
+    parents, starts = np.unique(level.node, return_index=True)
+    width = int(tree.child_count[parents].max())
+    dist = np.full((len(level.row), width), np.inf, dtype=np.float32)
+    apart = np.zeros((len(parents), width, width), dtype=np.float32)
+    bounds = [*starts.tolist(), len(level.row)]
+    for slot, parent in enumerate(parents.tolist()):
+        first, count = int(tree.first_child[parent]), int(tree.child_count[parent])
+        children, norms = tree.centroids[first : first + count], squared[first : first + count]
+        rows = level.row[bounds[slot] : bounds[slot + 1]]
+        dist[bounds[slot] : bounds[slot + 1], :count] = norms[None, :] - 2.0 * (x[rows] @ children.T)
+        gram = norms[:, None] + norms[None, :] - 2.0 * children @ children.T
+        apart[slot, :count, :count] = np.sqrt(np.maximum(gram, 0.0))
+    return dist, apart, np.repeat(np.arange(len(parents)), np.diff(bounds))
 
 
 def _cap(row: np.ndarray, home: np.ndarray, score: np.ndarray, max_leaves: int) -> np.ndarray:
-    """Mask keeping, per row, its home path and then its nearest visits, `max_leaves` in all."""
-    order = np.lexsort((score, ~home, row))
+    """Mask keeping, per row, its home path and then its nearest visits, `max_leaves` in all (only the
+    rows with more visits are sorted)."""
+    keep = np.ones(len(row), dtype=bool)
+    over = np.flatnonzero(np.bincount(row)[row] > max_leaves)
+    if not len(over):
+        return keep
+    order = over[np.lexsort((score[over], ~home[over], row[over]))]
     sorted_rows = row[order]
     starts = np.flatnonzero(np.concatenate([[True], sorted_rows[1:] != sorted_rows[:-1]]))
     rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
-    keep = np.zeros(len(row), dtype=bool)
-    keep[order[rank < max_leaves]] = True
+    keep[order[rank >= max_leaves]] = False
     return keep
