@@ -62,14 +62,12 @@ def page_signals(metas: Iterable[Meta], names: frozenset[str]) -> PageSignals:
     tdm: int | None = None
     for meta in metas:
         name, content = meta.name, meta.content
-        if type(name) is not str or type(content) is not str:
+        if type(name) is not str:
             continue
         name = name.strip().lower()
-        if name == TDM_RESERVATION:
-            value = content.strip()
-            if value in ("0", "1"):
-                tdm = max(tdm or 0, int(value))  # two metas disagreeing: the reservation holds
-        elif name in names:
+        if name == TDM_RESERVATION and type(content) is str and content.strip() in ("0", "1"):
+            tdm = max(tdm or 0, int(content))  # two metas disagreeing: the reservation holds
+        elif name in names and type(content) is str:
             found = (part.strip().lower() for part in content.split(","))
             directives.update(d for d in found if d in AI_DIRECTIVES)
     if not directives and tdm is None:
