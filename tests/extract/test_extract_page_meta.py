@@ -104,7 +104,7 @@ def test_real_robots_metas_do_not_opt_out(run, tmp_path) -> None:
         for meta in _html(payload).get("Head", {}).get("Metas", [])
         if meta.get("name", "").lower() == "robots"
     ]
-    assert len(robots) >= 7 and "INDEX,FOLLOW" in robots and "noindex,nofollow" in robots
+    assert len(robots) == 8 and "INDEX,FOLLOW" in robots and "noindex,nofollow" in robots
     outcome = run(ALL_WATS, language="off", english_only=False)
     table = pa.concat_tables(extracted(str(tmp_path / "out"), shard) for shard in range(len(ALL_WATS)))
     assert table.num_rows == outcome.extract.total.statuses["ok"] > 800

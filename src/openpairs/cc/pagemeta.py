@@ -22,9 +22,13 @@ ROBOTS = "robots"
 TDM_RESERVATION = "tdm-reservation"
 # the signal names (`opt_out_signal` values; the extract stats count `opt_out.<name>`), in precedence order
 SIGNALS = ("page meta robots: noai", "page meta robots: noimageai", "page meta tdm-reservation")
-# A page's metas (as JSON, lower-cased) can hold a signal only if they contain one of these; `\u00` is
-# an escaped ASCII character, which could spell one
-_MARKS = (*(d.encode() for d in AI_DIRECTIVES), TDM_RESERVATION.encode(), b"\\u00")
+
+
+class Meta(msgspec.Struct):
+    """One entry of Head.Metas (any JSON type per field: page_signals judges the values)."""
+
+    name: Any = None
+    content: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,29 +56,18 @@ def meta_names(agents: Iterable[str]) -> frozenset[str]:
     return frozenset({ROBOTS, *(a.strip().lower() for a in agents if a.strip())})
 
 
-def raw_signals(metas: msgspec.Raw, names: frozenset[str]) -> PageSignals:
-    """The signals of a page's Head.Metas, given as its JSON text (decoded only when it may hold one)."""
-    if not metas or not any(mark in bytes(metas).lower() for mark in _MARKS):
-        return NO_SIGNALS
-    found = msgspec.json.decode(metas)
-    if not isinstance(found, list):
-        return NO_SIGNALS
-    return page_signals([(m.get("name"), m.get("content")) for m in found if isinstance(m, dict)], names)
-
-
-def page_signals(metas: Iterable[tuple[Any, Any]], names: frozenset[str]) -> PageSignals:
-    """The signals of a page's (name, content) metas; `names` from meta_names()."""
+def page_signals(metas: Iterable[Meta], names: frozenset[str]) -> PageSignals:
+    """The signals of a page's metas; `names` from meta_names()."""
     directives: set[str] = set()
     tdm: int | None = None
-    for name, content in metas:
-        if type(name) is not str or type(content) is not str:
+    for meta in metas:
+        name, content = meta.name, meta.content
+        if type(name) is not str:
             continue
         name = name.strip().lower()
-        if name == TDM_RESERVATION:
-            value = content.strip()
-            if value in ("0", "1"):
-                tdm = max(tdm or 0, int(value))  # two metas disagreeing: the reservation holds
-        elif name in names:
+        if name == TDM_RESERVATION and type(content) is str and content.strip() in ("0", "1"):
+            tdm = max(tdm or 0, int(content))  # two metas disagreeing: the reservation holds
+        elif name in names and type(content) is str:
             found = (part.strip().lower() for part in content.split(","))
             directives.update(d for d in found if d in AI_DIRECTIVES)
     if not directives and tdm is None:
