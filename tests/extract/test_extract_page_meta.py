@@ -7,11 +7,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 from typer.testing import CliRunner
 
-from openpairs.cc.pagemeta import meta_names, raw_signals
 from openpairs.cli import app
 from openpairs.core.stats import ShardStats
 from tests.extract.conftest import candidates, extracted
@@ -110,9 +108,3 @@ def test_real_robots_metas_do_not_opt_out(run, tmp_path) -> None:
     assert table.num_rows == outcome.extract.total.statuses["ok"] > 800
     assert "opted_out" not in outcome.extract.total.statuses
     assert table["page_robots"].null_count == table["page_tdm_reservation"].null_count == table.num_rows
-
-
-def test_json_escaped_letters_still_spell_a_signal() -> None:
-    """A WAT writer may escape any character: `\\u006eoai` is `noai` (the quick pre-check lets it through)."""
-    escaped = msgspec.json.encode([{"name": "robots", "content": "noai"}]).replace(b"noai", b"\\u006eoai")
-    assert raw_signals(msgspec.Raw(escaped), meta_names(["openpairs"])).opt_out == "page meta robots: noai"
