@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from openpairs.cc.pagemeta import NO_SIGNALS, PageSignals, meta_names, raw_signals
+from openpairs.cc.pagemeta import NO_SIGNALS, Meta, PageSignals, meta_names, page_signals
 from openpairs.cc.rules import join_url
 
 RESPONSE_MARK = b'"WARC-Type":"response"'
@@ -38,7 +38,7 @@ class Link(msgspec.Struct):
 
 class _Head(msgspec.Struct):
     Base: Any = None
-    Metas: msgspec.Raw = msgspec.Raw(b"")  # JSON text: pagemeta decodes it only when it may hold a signal
+    Metas: list[Meta] = msgspec.field(default_factory=list)
 
 
 class _Html(msgspec.Struct):
@@ -114,7 +114,7 @@ def read_page(
     links = html.Links
     licence = find_license(links, payload)
     images = [link for link in links if link.path == IMG_PATH]
-    signals = raw_signals(html.Head.Metas, metas) if html.Head.Metas else NO_SIGNALS
+    signals = page_signals(html.Head.Metas, metas) if html.Head.Metas else NO_SIGNALS
     return Page(page_url, base_url, licence, len(links), images, signals)
 
 
@@ -141,9 +141,17 @@ def _generic_record(payload: bytes) -> _Record:
         Link(link.get("path"), link.get("url"), link.get("alt")) if isinstance(link, dict) else Link()
         for link in links
     ]
-    metas = msgspec.Raw(msgspec.json.encode(head.get("Metas", [])))  # judged by pagemeta as in the typed pass
-    record.Envelope.payload.response = _Response(_Html(_Head(head.get("Base"), metas), typed))
+    record.Envelope.payload.response = _Response(
+        _Html(_Head(head.get("Base"), _metas(head.get("Metas"))), typed)
+    )
     return record
+
+
+def _metas(value: Any) -> list[Meta]:
+    """The object entries of a Head.Metas value; anything else (not a list, not objects) is ignored."""
+    if not isinstance(value, list):
+        return []
+    return [Meta(meta.get("name"), meta.get("content")) for meta in value if isinstance(meta, dict)]
 
 
 def find_license(links: list[Link], payload: bytes) -> str:
