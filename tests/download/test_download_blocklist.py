@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import tarfile
+from urllib.parse import quote
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,6 +36,7 @@ EXPECTED = {
     "pdq_copy": "blocklisted_image",  # the list has the PDQ of a smaller WebP re-encode
     "unrelated_a": "ok",
     "unrelated_b": "ok",
+    "redirect_to_listed": "blocklisted_url",  # a redirect to url_given: the target is never requested
 }
 
 
@@ -47,6 +49,7 @@ def _serve(server: ImageServer) -> tuple[list[str], dict[str, bytes]]:
     bodies = {name: encode(make_image(40 + i, 480, 360), "jpg") for i, name in enumerate(EXPECTED)}
     urls = [server.serve(name, body, "image/jpeg") for name, body in bodies.items()]
     urls[1] = urls[1].replace("/bytes/", "/bytes/./")  # normalised: /bytes/url_normalised
+    urls[-1] = urls[0].replace("/bytes/url_given", f"/redirect-to?url={quote(urls[0], safe='')}")
     return urls, bodies
 
 
@@ -77,13 +80,15 @@ def test_listed_urls_are_never_requested_and_listed_bodies_never_stored(
     got = rows(tmp_path / "out", 0) + rows(tmp_path / "out", 1)
     assert {name: row["status"] for name, row in zip(EXPECTED, got, strict=True)} == EXPECTED
     assert image_server.count("/bytes/url_given") == image_server.count("/bytes/url_normalised") == 0
-    assert all(image_server.count(f"/bytes/{name}") == 1 for name in list(EXPECTED)[2:])
+    assert all(image_server.count(f"/bytes/{name}") == 1 for name in list(EXPECTED)[2:-1])
+    assert image_server.count("/redirect-to") == 1  # the redirect was followed up to its listed target
     errors = {name: row["error"] for name, row in zip(EXPECTED, got, strict=True)}
     assert errors["url_given"] == "on safety list safety.txt (url-sha256)"
     assert errors["url_normalised"] == "on safety list safety.txt (url-md5)"
     assert errors["body_sha1"] == "on safety list safety.txt (sha1)"
     assert errors["body_md5"] == "on safety list more.parquet (md5)"
     assert errors["pdq_copy"] == "on safety list safety.txt (pdq)"
+    assert errors["redirect_to_listed"] == "redirect target on safety list safety.txt (url-sha256)"
     stored = set().union(*(_stored(tar) for tar in (tmp_path / "out" / "shards").glob("*.tar")))
     kept = {row["key"] for row in got if row["status"] == "ok"}
     assert stored == kept and len(kept) == 2

@@ -7,7 +7,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from openpairs.cli.common import ExecutorOpt, RayAddressOpt, SharedOutOpt, WorkersOpt
-from openpairs.stages.decontaminate import DEFAULT_MAX_PDQ_DISTANCE, DEFAULT_MIN_SIMILARITY
+from openpairs.safety.thresholds import EVAL_MIN_SIMILARITY, PDQ_MATCH_DISTANCE
 
 AgainstOpt = Annotated[
     list[str],
@@ -37,8 +37,8 @@ def decontaminate(
     out: Annotated[str, typer.Argument(help="a dataset directory the clip stage has run on")],
     against: AgainstOpt,
     name: NameOpt = None,
-    min_similarity: SimilarityOpt = DEFAULT_MIN_SIMILARITY,
-    max_pdq_distance: PdqOpt = DEFAULT_MAX_PDQ_DISTANCE,
+    min_similarity: SimilarityOpt = EVAL_MIN_SIMILARITY,
+    max_pdq_distance: PdqOpt = PDQ_MATCH_DISTANCE,
     clip_match: ClipOnOpt = True,
     pdq_match: PdqOnOpt = True,
     device: DeviceOpt = None,

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from openpairs.cli.common import ExecutorOpt, RayAddressOpt, SharedOutOpt, WorkersOpt
+from openpairs.safety.thresholds import PDQ_MATCH_DISTANCE
 
 BlocklistOpt = Annotated[
     list[str],
@@ -18,7 +19,7 @@ PdqOpt = Annotated[int, typer.Option("--pdq-threshold", help="PDQ hashes match w
 def scrub(
     out: Annotated[str, typer.Argument(help="a finished dataset directory (shards/, clip/, filter/, ...)")],
     blocklist: BlocklistOpt,
-    pdq_threshold: PdqOpt = 31,
+    pdq_threshold: PdqOpt = PDQ_MATCH_DISTANCE,
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from openpairs.net.signals import OptOutChecks
 
 _Checks = tuple["OptOutChecks | None", int | None]  # the answer's header checks (None: none), the page's tdm
+UrlRefusal = Callable[[str], FetchResult | None]  # a redirect target's refusal, or None to fetch it
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 SCHEMES = frozenset({"http", "https"})
 
@@ -74,10 +76,15 @@ class Fetcher:
             await self._session.close()
 
     async def fetch(
-        self, url: str, rng: random.Random | None = None, page_tdm: int | None = None
+        self,
+        url: str,
+        rng: random.Random | None = None,
+        page_tdm: int | None = None,
+        refuse: UrlRefusal | None = None,
     ) -> FetchResult:
         """Fetch one URL (`rng`: the caller's backoff jitter; `page_tdm`: its page's tdm-reservation meta,
-        0, 1 or None); never raises for anything the network does."""
+        0, 1 or None; `refuse`: the caller's own check of every redirect target, e.g. safety lists,
+        before it is requested); never raises for anything the network does."""
         try:
             parsed = URL(url)
         except (ValueError, TypeError) as exc:
@@ -86,14 +93,14 @@ class Fetcher:
             return FetchResult(Status.INVALID_URL, error=f"not an http(s) URL with a host: {url[:200]}")
         assert self._slots is not None, "use `async with Fetcher(...)`"
         async with self._slots:
-            return await self._fetch_parsed(parsed, rng, page_tdm)
+            return await self._fetch_parsed(parsed, rng, page_tdm, refuse)
 
     async def _fetch_parsed(
-        self, parsed: URL, rng: random.Random | None, page_tdm: int | None
+        self, parsed: URL, rng: random.Random | None, page_tdm: int | None, refuse: UrlRefusal | None
     ) -> FetchResult:
         try:
             async with asyncio.timeout(self.config.deadline):
-                return await self.follow(parsed, check_optout=True, rng=rng, page_tdm=page_tdm)
+                return await self.follow(parsed, True, rng=rng, page_tdm=page_tdm, refuse=refuse)
         except TimeoutError:
             return FetchResult(Status.TIMEOUT, error=f"URL deadline of {self.config.deadline:g}s passed")
 
@@ -104,15 +111,17 @@ class Fetcher:
         max_bytes: int | None = None,
         rng: random.Random | None = None,
         page_tdm: int | None = None,
+        refuse: UrlRefusal | None = None,
     ) -> FetchResult:
-        """Fetch `url`, following at most `max_redirects` redirects, each hop checked again (with
-        `check_optout`, every hop's origin's opt-out files first, then its answer's headers)."""
+        """Fetch `url`, following at most `max_redirects` redirects, each hop checked again (every
+        redirect target by `refuse`; with `check_optout`, every hop's origin's opt-out files first, then
+        its answer's headers)."""
         attempts = 0
         jitter = rng or self.rng
         notes: list[str] = []
         for hop in range(self.config.max_redirects + 1):
-            result = None
-            if check_optout:
+            result = refuse(str(url)) if refuse is not None and hop else None
+            if result is None and check_optout:
                 result, seen = await self._checks.before(url, page_tdm)
                 notes += seen
             if result is None:

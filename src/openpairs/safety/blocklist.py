@@ -15,6 +15,7 @@ from typing import Any
 
 from openpairs.core.status import Status
 from openpairs.safety.pdq_index import PdqIndex
+from openpairs.safety.thresholds import PDQ_MATCH_DISTANCE
 from openpairs.safety.urlnorm import normalise_url
 
 ALGORITHMS = ("sha256", "sha1", "md5")  # the order of matching: scrub sees only the recorded sha256
@@ -24,7 +25,7 @@ BODY_KINDS = ALGORITHMS  # hashes of an image's original body
 PDQ_KIND = "pdq"
 KINDS = URL_KINDS + BODY_KINDS + (PDQ_KIND,)
 BARE_KINDS = {32: "md5", 40: "sha1", 64: "sha256"}  # a bare hash: by length, matched against URLs and bodies
-DEFAULT_PDQ_THRESHOLD = 31  # the PDQ authors' (Meta ThreatExchange) suggested match distance
+DEFAULT_PDQ_THRESHOLD = PDQ_MATCH_DISTANCE
 _HEX = frozenset("0123456789abcdef")
 
 

@@ -22,6 +22,7 @@ from openpairs.core.status import Status
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.safety.pdq import MIN_QUALITY, PDQ_BITS
+from openpairs.safety.thresholds import EVAL_MIN_SIMILARITY, PDQ_MATCH_DISTANCE
 from openpairs.stages import clip_io
 from openpairs.stages.decontaminate_eval import image_pdq, read_eval_set
 from openpairs.stages.runner import ShardTask
@@ -31,8 +32,8 @@ DONE_FILE = "_done.json"
 SETTINGS_FILE = "_settings.json"
 # Chosen from measurements on planted near-duplicates against unrelated pairs (docs/decontaminate.md,
 # benchmarks/decontaminate_threshold.py); calibrate for another model with that benchmark.
-DEFAULT_MIN_SIMILARITY = 0.95
-DEFAULT_MAX_PDQ_DISTANCE = 31  # PDQ's own recommended match distance (of 256 bits)
+DEFAULT_MIN_SIMILARITY = EVAL_MIN_SIMILARITY
+DEFAULT_MAX_PDQ_DISTANCE = PDQ_MATCH_DISTANCE
 OUTPUT_SCHEMA = pa.schema(
     [
         ("key", pa.string()),

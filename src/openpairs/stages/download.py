@@ -34,6 +34,7 @@ from openpairs.stages.inputs import EXPECTED_SHA256, INPUT_ERROR, INTERNAL_COLUM
 from openpairs.stages.runner import ShardTask
 
 if TYPE_CHECKING:
+    from openpairs.net.config import FetchResult
     from openpairs.safety.blocklist import Blocklists
 
 STAGE = "download"
@@ -235,6 +236,20 @@ async def _one_safely(
         return dw.Outcome(Status.CONNECTION_ERROR, f"unexpected {type(exc).__name__}: {exc}")
 
 
+def _listed_targets(lists: Blocklists | None) -> Callable[[str], FetchResult | None] | None:
+    """The refusal of a redirect target on the safety lists (checked before it is requested)."""
+    if lists is None or not lists.has_url_hashes:
+        return None
+
+    def refuse(target: str) -> FetchResult | None:
+        from openpairs.net.config import FetchResult
+
+        match = lists.match_url(target)
+        return FetchResult(match.status, error=f"redirect target {match.message}") if match else None
+
+    return refuse
+
+
 async def _one(
     context: _Context, key: str, url: str | None, expected: str | None, page_tdm: int | None
 ) -> dw.Outcome:
@@ -249,7 +264,7 @@ async def _one(
     if lists is not None and lists.has_url_hashes and (match := lists.match_url(url)):
         return dw.Outcome(**match.download_fields())  # on a safety list: never requested
     stats, backlog = context.stats, context.backlog
-    result = await context.fetcher.fetch(url, context.rng, page_tdm)
+    result = await context.fetcher.fetch(url, context.rng, page_tdm, _listed_targets(lists))
     for note in result.notes:
         stats.bump(note)
     stats.bump("retries", max(0, result.attempts - 1 - result.redirects))
