@@ -8,8 +8,8 @@ import hashlib
 import io
 import json
 import tarfile
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
