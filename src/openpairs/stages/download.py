@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
@@ -23,19 +22,17 @@ from openpairs.core.schemas import CANDIDATE_SCHEMA
 from openpairs.core.stats import ShardStats
 from openpairs.core.status import Status, is_transient
 from openpairs.executors import draining
-from openpairs.image.config import ImageConfig
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages import download_write as dw
-from openpairs.stages.download_checks import Blocklisted, BodyChecks, convert_checked
 from openpairs.stages.download_config import DownloadConfig
 from openpairs.stages.download_memory import Backlog, trim_malloc, tune_malloc
+from openpairs.stages.download_row import RowContext, fetch_row
 from openpairs.stages.inputs import EXPECTED_SHA256, INPUT_ERROR, INTERNAL_COLUMNS, InputSpec, normalise
 from openpairs.stages.runner import ShardTask
 
 if TYPE_CHECKING:
-    from openpairs.net.config import FetchResult
-    from openpairs.safety.blocklist import Blocklists
+    pass
 
 STAGE = "download"
 T = TypeVar("T")
@@ -161,7 +158,7 @@ def _fetch_all(
         rng = random.Random(service.config.seed)  # the shard's own jitter, as when it had its own fetcher
         backlog = Backlog(most=config.connections)
         checks = config.body_checks()
-        context = _Context(
+        context = RowContext(
             service.fetcher, pool, config.image_config(), checks, checks.lists(), spool, stats, backlog, rng
         )
         future = service.submit(_fetch_rows(config, rows, context, handed_out.set))
@@ -181,24 +178,8 @@ def _outcomes_of(future: Future[dict[int, dw.Outcome]], handed_out: threading.Ev
         raise
 
 
-@dataclass
-class _Context:
-    """What one shard's rows need: the process's fetcher, the shard's decode pool, spool, stats, backlog
-    and backoff jitter."""
-
-    fetcher: Any
-    pool: ThreadPoolExecutor
-    image_config: ImageConfig
-    checks: BodyChecks
-    lists: Blocklists | None
-    spool: dw.Spool
-    stats: ShardStats
-    backlog: Backlog
-    rng: random.Random
-
-
 async def _fetch_rows(
-    config: DownloadConfig, rows: list[_Row], context: _Context, handed_out: Callable[[], None]
+    config: DownloadConfig, rows: list[_Row], context: RowContext, handed_out: Callable[[], None]
 ) -> dict[int, dw.Outcome]:
     """Fetch and convert `rows` ((position, key, url, expected sha256, page tdm)) with `connections` workers;
     `handed_out()` once every row has been taken."""
@@ -210,7 +191,7 @@ async def _fetch_rows(
         for position, key, url, expected, page_tdm in pending:
             await context.backlog.wait_for_room()
             try:
-                outcomes[position] = await _one_safely(context, key, url, expected, page_tdm)
+                outcomes[position] = await fetch_row(context, key, url, expected, page_tdm)
                 if len(outcomes) == max(1, len(rows) // 2):  # once a shard: no await since the store
                     crashpoints.reached("download.shard", stats.shard)  # freezes the event loop
             finally:
@@ -224,80 +205,3 @@ def _then_drain(rows: list[T], handed_out: Callable[[], None]) -> Iterator[T]:
     """The rows, then `handed_out()`: with all taken, the next shard may start beside the stragglers."""
     yield from rows
     handed_out()
-
-
-async def _one_safely(
-    context: _Context, key: str, url: str | None, expected: str | None, page_tdm: int | None
-) -> dw.Outcome:
-    """`_one`, with an unforeseen error ending as the row's status: it costs its row, never the shard."""
-    try:
-        return await _one(context, key, url, expected, page_tdm)
-    except Exception as exc:
-        return dw.Outcome(Status.CONNECTION_ERROR, f"unexpected {type(exc).__name__}: {exc}")
-
-
-def _listed_targets(lists: Blocklists | None) -> Callable[[str], FetchResult | None] | None:
-    """The refusal of a redirect target on the safety lists (checked before it is requested)."""
-    if lists is None or not lists.has_url_hashes:
-        return None
-
-    def refuse(target: str) -> FetchResult | None:
-        from openpairs.net.config import FetchResult
-
-        match = lists.match_url(target)
-        return FetchResult(match.status, error=f"redirect target {match.message}") if match else None
-
-    return refuse
-
-
-async def _one(
-    context: _Context, key: str, url: str | None, expected: str | None, page_tdm: int | None
-) -> dw.Outcome:
-    """Fetch, check (URL and body against the safety lists, body against `expected`, its known sha256,
-    the opt-out signals with its page's tdm-reservation, and the body's own signals) and convert one URL;
-    every failure is an Outcome, never an exception."""
-    from openpairs.image import ImageRejected
-
-    if not url:
-        return dw.Outcome(Status.INVALID_URL, "missing URL")
-    lists = context.lists
-    if lists is not None and lists.has_url_hashes and (match := lists.match_url(url)):
-        return dw.Outcome(**match.download_fields())  # on a safety list: never requested
-    stats, backlog = context.stats, context.backlog
-    result = await context.fetcher.fetch(url, context.rng, page_tdm, _listed_targets(lists))
-    for note in result.notes:
-        stats.bump(note)
-    stats.bump("retries", max(0, result.attempts - 1 - result.redirects))
-    stats.bump("redirects", result.redirects)
-    if result.status != Status.OK or result.body is None:
-        return dw.Outcome(result.status, result.error or None, opt_out_signal=result.opt_out_signal)
-    size = len(result.body)
-    stats.bump("bytes_downloaded", size)
-    backlog.add(size)
-    if expected:
-        stats.bump("hash_checked")
-    try:
-        image = await asyncio.get_running_loop().run_in_executor(
-            context.pool, convert_checked, result.body, context.image_config, expected, context.checks
-        )
-    except Blocklisted as listed:  # the one definition of a blocklisted row's fields (scrub uses it too)
-        return dw.Outcome(**listed.match.download_fields(size))
-    except ImageRejected as rejected:
-        return dw.Outcome(str(rejected.status), rejected.reason, bytes=size, opt_out_signal=rejected.signal)
-    except Exception as exc:  # a decoder bug on one body must not sink the shard
-        return dw.Outcome(Status.DECODE_ERROR, f"{type(exc).__name__}: {exc}", bytes=size)
-    finally:
-        backlog.remove(size)
-    context.spool.put(key, image.data)
-    return dw.Outcome(
-        Status.OK,
-        None,
-        image.width,
-        image.height,
-        image.original_width,
-        image.original_height,
-        image.sha256,
-        size,
-        image.mime,
-        image.ext,
-    )
