@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 
 from openpairs.cc.language import LanguageIdentifier
-from openpairs.cc.rules import ORDER, ExtractConfig, _needs_urljoin, apply_rules, clean_alts
+from openpairs.cc.resolve import needs_urljoin as _needs_urljoin
+from openpairs.cc.rules import ORDER, ExtractConfig, apply_rules, clean_alts
 from tests.extract.watfiles import ALL_WATS
 
 BASES = [

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from openpairs.cc.pagemeta import NO_SIGNALS, Meta, PageSignals, meta_names, page_signals
-from openpairs.cc.rules import join_url
+from openpairs.cc.resolve import join_url
 
 RESPONSE_MARK = b'"WARC-Type":"response"'
 LICENSE_MARK = "creativecommons.org/licenses/"

@@ -9,17 +9,18 @@ not_english; else ok.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
 
 import ftfy
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpairs.cc.resolve import mask as _mask
+from openpairs.cc.resolve import replace_rows as _replace_rows
+from openpairs.cc.resolve import resolve_relative as _resolve
 from openpairs.core.status import Status
 
 ORDER = (
@@ -113,14 +114,6 @@ def _rescheme(url: pa.Array, rows: np.ndarray, has_scheme: np.ndarray, is_http: 
         has_scheme[picked], is_http[picked] = _schemes(url.take(pa.array(picked)))
 
 
-def join_url(base: str, url: str) -> str | None:
-    """`url` resolved against `base` (urljoin), or None when either does not parse (e.g. 'http://[::1')."""
-    try:
-        return urljoin(base, url)
-    except ValueError:
-        return None
-
-
 def _longer_than(values: pa.Array, limit: int) -> np.ndarray:
     """Rows of more than `limit` characters (null: no); byte lengths decide all but a few rows."""
     size = np.asarray(pc.fill_null(pc.binary_length(values), 0).to_numpy(zero_copy_only=False))
@@ -184,11 +177,6 @@ def _strings(urls: list[Any], alts: list[Any]) -> tuple[pa.Array, pa.Array, np.n
         return pa.array(urls, pa.string()), pa.array(alts, pa.string()), invalid
 
 
-def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A boolean numpy mask (null counts as False)."""
-    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
 def _mark(codes: np.ndarray, mask: np.ndarray, status: Status) -> None:
     codes[mask] = CODE[status]
 
@@ -203,99 +191,3 @@ def _lower_scheme(url: pa.Array, is_http: np.ndarray) -> pa.Array:
         for scheme, rest in (u.split(":", 1) for u in url.take(pa.array(odd)).to_pylist())
     ]
     return _replace_rows(url, odd, lowered)
-
-
-def _resolve(url: pa.Array, bases: list[str], page_of: np.ndarray, relative: np.ndarray) -> pa.Array:
-    """Relative URLs joined to their page base: common forms in Arrow, the rest with urljoin (null where
-    the base or the URL does not parse)."""
-    rows = np.flatnonzero(relative)
-    if not len(rows):
-        return url
-    parts = [_base_parts(base) for base in bases]
-    pages = page_of[rows]
-    raw = url.take(pa.array(rows))
-    stripped = _strip_dot_slash(raw)
-    network = _mask(pc.starts_with(stripped, "//"))  # '//host/x' keeps only the base's scheme
-    rooted = _mask(pc.starts_with(stripped, "/")) & ~network
-    prefixes = [p[0] + ":" for p in parts] + [p[1] for p in parts] + [p[2] for p in parts]
-    form = np.where(network, 0, np.where(rooted, 1, 2))
-    prefix = pa.array(prefixes, pa.string()).take(pa.array(pages + form * len(parts)))
-    joined = pc.binary_join_element_wise(prefix, stripped, "")
-    joinable = np.array([bool(p[0]) for p in parts], dtype=bool)[pages]
-    slow = np.flatnonzero(_needs_urljoin(stripped) | ~joinable)
-    if len(slow):
-        originals = raw.take(pa.array(slow)).to_pylist()
-        fixed = [join_url(bases[pages[i]], u) for i, u in zip(slow, originals, strict=True)]
-        joined = _replace_rows(joined, slow, fixed)
-    return pc.replace_with_mask(url, pa.array(relative), joined)
-
-
-def _replace_rows(values: pa.Array, rows: np.ndarray, replacements: list[str | None]) -> pa.Array:
-    """`values` with rows[i] set to replacements[i] (rows ascending), the rest untouched in Arrow."""
-    mask = np.zeros(len(values), dtype=bool)
-    mask[rows] = True
-    return pc.replace_with_mask(values, pa.array(mask), pa.array(replacements, pa.string()))
-
-
-def _strip_dot_slash(url: pa.Array) -> pa.Array:
-    """'./x' -> 'x' (not './', '../' or './/', which urljoin handles): the prefix urljoin simply drops."""
-    dot = _mask(pc.starts_with(url, "./"))
-    if not dot.any():
-        return url
-    dot &= ~(
-        _mask(pc.starts_with(url, "./.")) | _mask(pc.starts_with(url, ".//")) | _mask(pc.equal(url, "./"))
-    )
-    rows = pa.array(dot)
-    rest = pc.binary_slice(url.filter(rows).view(pa.binary()), 2, _TO_END)  # two ASCII bytes: still UTF-8
-    return pc.replace_with_mask(url, rows, rest.view(pa.string()))
-
-
-def _needs_urljoin(url: pa.Array) -> np.ndarray:
-    """Relative URLs that plain concatenation would join wrongly, left to urljoin: '', '?x', '#x', 'x?', 'x#',
-    'x.', './' anywhere (dot segments), backslashes, and '//' not followed by a host. One numpy pass over
-    the UTF-8 bytes (these are all ASCII tests) instead of a regex per row."""
-    offsets = np.frombuffer(url.buffers()[1], np.int32, len(url) + 1, url.offset * 4)
-    data = np.frombuffer(url.buffers()[2] or b"", np.uint8)[offsets[0] : offsets[-1]]
-    offsets = offsets - offsets[0]
-    size = np.diff(offsets)
-    padded = np.concatenate([data, np.zeros(3, np.uint8)])  # the first three bytes of any row can be read
-    first, second, third = (padded[offsets[:-1] + i] for i in range(3))
-    last = padded[np.maximum(offsets[1:] - 1, 0)]
-    odd = (size == 0) | np.isin(first, _QUERY_OR_FRAGMENT) | ((size > 0) & np.isin(last, _BAD_LAST))
-    odd |= (first == _SLASH) & (second == _SLASH) & ((size == 2) | np.isin(third, _AFTER_NO_HOST))
-    odd[_rows_of(offsets, np.flatnonzero((data[:-1] == _DOT) & (data[1:] == _SLASH)))] = True
-    odd[_rows_of(offsets, np.flatnonzero(data == _BACKSLASH))] = True
-    return odd & _mask(pc.is_valid(url))
-
-
-def _rows_of(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The row each byte position belongs to (a pattern across two rows counts for the first: harmless)."""
-    return np.searchsorted(offsets, positions, side="right") - 1
-
-
-_TO_END = 2**31  # binary_slice stop past any string
-_DOT, _SLASH, _BACKSLASH = ord("."), ord("/"), ord("\\")
-_QUERY_OR_FRAGMENT = np.frombuffer(b"?#", np.uint8)
-_BAD_LAST = np.frombuffer(b"?#.", np.uint8)
-_AFTER_NO_HOST = np.frombuffer(b"/?#", np.uint8)
-_PLAIN_BASE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#\[\]\s]*)(/[^?#\s]*)?(?:[?#].*)?", re.DOTALL)
-
-
-@lru_cache(maxsize=256)
-def _base_parts(base: str) -> tuple[str, str, str]:
-    """(scheme, origin, directory) of a base URL, e.g. ('http', 'http://a.b', 'http://a.b/x/'); all empty
-    when plain concatenation cannot join to it."""
-    plain = _PLAIN_BASE.fullmatch(base) if base.isascii() else None
-    if plain:  # what urlsplit returns for it, without its general machinery
-        scheme, netloc, path = plain.group(1).lower(), plain.group(2), plain.group(3) or ""
-    else:
-        try:
-            parts = urlsplit(base)
-        except ValueError:  # unparsable: its links go to join_url, which says so
-            return "", "", ""
-        scheme, netloc, path = parts.scheme, parts.netloc, parts.path
-    directory = path.rsplit("/", 1)[0] + "/" if "/" in path else "/"
-    if "/." in directory:  # dot segments, which urljoin removes: every link of this base goes to urljoin
-        return "", "", ""
-    origin = f"{scheme}://{netloc}"
-    return scheme, origin, origin + directory
