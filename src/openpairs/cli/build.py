@@ -78,42 +78,56 @@ def build(
     shared_out: SharedOutOpt = False,
 ) -> None:
     """Run extract, dedup, download, clip, filter, export and report; a re-run resumes where it stopped."""
-    from openpairs.build import build_config, run_build
-    from openpairs.build.config import parse_settings
+    from openpairs.build import run_build
 
-    opt_outs = opt_out_options(robots_agent, {k: v for k, v in locals().items() if k.startswith("respect_")})
-    try:
-        overrides = parse_settings(list(settings or []))
-        direct: dict[str, dict[str, Any]] = {
-            "clip": {
-                "model": clip_model,
-                "pretrained": clip_pretrained,
-                "checkpoint": clip_checkpoint,
-                **actor_overrides(gpus_per_actor, cpus_per_actor, max_actors),
-            },
-            "download": {
-                "image_size": image_size,
-                "xmp_data_mining": xmp_data_mining,
-                "c2pa": c2pa,
-                "blocklist": tuple(blocklist) if blocklist else None,
-                **opt_outs,
-            },
-            "filter": {"min_similarity": min_similarity, "safety": safety},
-            "extract": {"page_meta_opt_out": page_meta_opt_out},
-        }
-        for stage, values in direct.items():
-            overrides.setdefault(stage, {}).update({k: v for k, v in values.items() if v is not None})
-        formats = tuple(f.strip() for f in export.split(",")) if export else None
-        config = build_config(preset, overrides, formats, samples_per_shard)
-        config.download.body_checks().lists()  # a bad safety list stops here, naming file:line
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    config = _config(dict(locals()))
     _prepare(inputs, out, config)
     with refuse_missing_weights("build"), progress_rows() as progress_for:
         result = run_build(
             inputs, out, config, executor_config(executor, workers, ray_address, shared_out), progress_for
         )
     _finish(result)
+
+
+# build options that set one stage field each: parameter -> (stage, field)
+_STAGE_FIELDS = {
+    "clip_model": ("clip", "model"),
+    "clip_pretrained": ("clip", "pretrained"),
+    "clip_checkpoint": ("clip", "checkpoint"),
+    "image_size": ("download", "image_size"),
+    "xmp_data_mining": ("download", "xmp_data_mining"),
+    "c2pa": ("download", "c2pa"),
+    "min_similarity": ("filter", "min_similarity"),
+    "safety": ("filter", "safety"),
+    "page_meta_opt_out": ("extract", "page_meta_opt_out"),
+}
+
+
+def _config(options: dict[str, Any]) -> Any:
+    """The build's configuration: the preset, then `--set`, then the options given here (unset ones keep
+    the preset's); a bad value or safety list stops here, naming it."""
+    from openpairs.build import build_config
+    from openpairs.build.config import parse_settings
+
+    try:
+        direct: dict[str, dict[str, Any]] = {"clip": {}, "download": {}, "filter": {}, "extract": {}}
+        for name, (stage, field) in _STAGE_FIELDS.items():
+            direct[stage][field] = options[name]
+        direct["clip"].update(
+            actor_overrides(options["gpus_per_actor"], options["cpus_per_actor"], options["max_actors"])
+        )
+        direct["download"].update(opt_out_options(options["robots_agent"], options))
+        direct["download"]["blocklist"] = tuple(options["blocklist"]) if options["blocklist"] else None
+        overrides = parse_settings(list(options["settings"] or []))
+        for stage, values in direct.items():
+            overrides.setdefault(stage, {}).update({k: v for k, v in values.items() if v is not None})
+        export = options["export"]
+        formats = tuple(f.strip() for f in export.split(",")) if export else None
+        config = build_config(options["preset"], overrides, formats, options["samples_per_shard"])
+        config.download.body_checks().lists()  # a bad safety list stops here, naming file:line
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return config
 
 
 def _prepare(inputs: list[str], out: str, config: Any) -> None:

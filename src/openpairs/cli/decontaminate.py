@@ -51,14 +51,9 @@ def decontaminate(
     """Find the dataset's near-duplicates of evaluation images (CLIP embedding or PDQ hash) and re-run the
     filter, the exports and the report so they end as `eval_duplicate`; a rerun resumes."""
     from openpairs.cli.clip import load_models
-    from openpairs.cli.common import executor_config, print_result, stage_progress
+    from openpairs.cli.common import executor_config, stage_progress
     from openpairs.stages.decontaminate import DecontaminateConfig
-    from openpairs.stages.decontaminate_run import (
-        NotDecontaminable,
-        recorded_clip_config,
-        refresh_downstream,
-        run_decontaminate,
-    )
+    from openpairs.stages.decontaminate_run import NotDecontaminable, recorded_clip_config, run_decontaminate
 
     try:
         sets = eval_sets(against, list(name or []))
@@ -77,12 +72,20 @@ def decontaminate(
             result = run_decontaminate(out, sets, config, clip, runner, progress)
     except NotDecontaminable as error:
         _fail(str(error), 2)
+    _finish(out, result, config.set_names, runner)
+
+
+def _finish(out: str, result: Any, set_names: tuple[str, ...], runner: Any) -> None:
+    """Print the outcome; when every shard is done, re-run filter, exports and report (exit 1 if not)."""
+    from openpairs.cli.common import print_result
+    from openpairs.stages.decontaminate_run import refresh_downstream
+
     print_result("decontaminate: eval sets", result.eval_sets)
     if result.shards is not None:
         print_result("decontaminate", result.shards)
     if not result.ok:
         raise typer.Exit(code=1)
-    _summary(result.shards.total.counters if result.shards else {}, config.set_names)
+    _summary(result.shards.total.counters if result.shards else {}, set_names)
     refreshed = refresh_downstream(out, runner)
     typer.echo(f"re-ran: {', '.join(refreshed) or 'nothing (no filter output yet)'}")
     _warn_index(out)
