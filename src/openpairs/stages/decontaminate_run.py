@@ -20,6 +20,7 @@ from openpairs.stages import decontaminate as stage
 from openpairs.stages.clip import ClipConfig
 from openpairs.stages.decontaminate_eval import EvalEmbedConfig, EvalSet, eval_tasks, run_eval_set
 from openpairs.stages.runner import Progress, StageResult, run_stage
+from openpairs.stages.scrub_steps import recorded_fields
 
 
 class NotDecontaminable(ValueError):
@@ -49,16 +50,10 @@ def recorded_clip_config(out: str, **overrides: Any) -> ClipConfig:
         raise NotDecontaminable(
             f"{path} records no clip stage: run `openpairs clip` (or a build) on {out} first"
         )
-    values = _json_fields(ClipConfig, section)
+    values = recorded_fields(ClipConfig, section)
     values.update(watermark_checkpoint=None, text_encoder="clip", heads="off", image_dedup=False)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ClipConfig(**values)
-
-
-def _json_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """The values of `cls`'s fields in a recorded dataclass (JSON lists back to tuples)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
 
 
 def run_decontaminate(
@@ -107,29 +102,11 @@ def _start(out: str, sets: tuple[EvalSet, ...], config: stage.DecontaminateConfi
 
 
 def refresh_downstream(out: str, executor: ExecutorConfig) -> list[str]:
-    """Re-run the filter with its recorded settings, then every existing export (with the settings in its
-    manifest) and the report, so each matches the eval duplicates; returns what was re-run."""
-    from openpairs.stages.export import DATASET_DIR, MANIFEST, ExportConfig, run_export
-    from openpairs.stages.filter import STAGE as FILTER
-    from openpairs.stages.filter import FilterConfig, run_filter
+    """Re-run the filter with its recorded settings, then every existing export and the report (as scrub
+    does), so each matches the eval duplicates; returns what was re-run."""
+    from openpairs.stages import scrub_steps
 
-    settings = ofs.join(out, FILTER, "filter_config.json")
-    if not ofs.exists(settings):
+    if not scrub_steps.redo_filter(out, executor, []):
         return []  # no filter output yet: the filter reads the eval duplicates when it runs
-    recorded = json.loads(ofs.read_text(settings))
-    filter_config = FilterConfig(**_json_fields(FilterConfig, recorded))
-    if not run_filter(out, filter_config, executor).ok:
-        raise RuntimeError(f"re-running the filter of {out} failed: see {out}/filter/failed_shards.jsonl")
-    refreshed = [FILTER]
-    for path in ofs.list_files(ofs.join(out, DATASET_DIR)):
-        manifest = ofs.join(path, MANIFEST)
-        if ofs.exists(manifest):
-            export = ExportConfig(**json.loads(ofs.read_text(manifest))["config"])
-            run_export(out, export, executor)
-            refreshed.append(f"export {export.format}")
-    if ofs.exists(ofs.join(out, "report")):
-        from openpairs.report import build_report
-
-        build_report(out, executor=executor)
-        refreshed.append("report")
-    return refreshed
+    steps = (("exports", scrub_steps.redo_export), ("report", scrub_steps.redo_report))
+    return ["filter"] + [name for name, redo in steps if redo(out, executor, [])]

@@ -44,10 +44,15 @@ def check_finished(out: str) -> None:
         )
 
 
-def stage_config(cls: type[T], values: dict[str, Any]) -> T:
-    """A stage's frozen config from recorded JSON values (lists back to tuples; unknown keys ignored)."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})
+def recorded_config(cls: type[T], values: dict[str, Any]) -> T:
+    """A stage's frozen config from recorded JSON values."""
+    return cls(**recorded_fields(cls, values))
+
+
+def recorded_fields(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """The values of `cls`'s fields in recorded JSON (lists back to tuples; unknown keys ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}
 
 
 def recorded(out: str) -> dict[str, Any]:
@@ -80,7 +85,7 @@ def redo_clip(out: str, executor: ExecutorConfig, changed: list[int]) -> bool:
         return False
     for index in changed:
         ofs.remove(commit.ShardPaths(out, clip.STAGE, index).stats)
-    config = stage_config(clip.ClipConfig, recorded(out).get("clip", {}))
+    config = recorded_config(clip.ClipConfig, recorded(out).get("clip", {}))
     result = run_stage(clip.run_shard, config, clip.shard_tasks(out), executor, None, config.resources())
     if not result.ok:
         raise RuntimeError(f"clip failed on shards {[f['shard'] for f in result.failed]}: {result.failed[0]}")
@@ -94,7 +99,7 @@ def redo_image_dedup(out: str, executor: ExecutorConfig, _changed: list[int]) ->
     record = done_record(out)
     if not ofs.exists(record):
         return False
-    config = stage_config(ImageDedupConfig, json.loads(ofs.read_text(record))["settings"])
+    config = recorded_config(ImageDedupConfig, json.loads(ofs.read_text(record))["settings"])
     ofs.remove(record)  # its sources (shard names) are unchanged: without this it would be skipped
     run_image_dedup(out, config, executor)
     return True
@@ -107,7 +112,7 @@ def redo_filter(out: str, executor: ExecutorConfig, _changed: list[int]) -> bool
     path = ofs.join(out, filter_stage.STAGE, "filter_config.json")
     if not ofs.exists(path):
         return False
-    config = stage_config(filter_stage.FilterConfig, json.loads(ofs.read_text(path)))
+    config = recorded_config(filter_stage.FilterConfig, json.loads(ofs.read_text(path)))
     result = filter_stage.run_filter(out, config, executor)
     if not result.ok:
         raise RuntimeError(f"filter failed: {result.failed[0]}")
@@ -120,7 +125,9 @@ def redo_export(out: str, executor: ExecutorConfig, _changed: list[int]) -> bool
 
     manifests = [p for p in ofs.expand(ofs.join(out, DATASET_DIR, "*", MANIFEST))]
     for manifest in sorted(manifests):
-        run_export(out, stage_config(ExportConfig, json.loads(ofs.read_text(manifest))["config"]), executor)
+        run_export(
+            out, recorded_config(ExportConfig, json.loads(ofs.read_text(manifest))["config"]), executor
+        )
     return bool(manifests)
 
 
