@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest demo system-deps clean fuzz
+.PHONY: install test lint typecheck pytest demo system-deps clean fuzz compat
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,8 +20,8 @@ system-deps:
 	bash scripts/ensure_system_deps.sh
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks compat
+	$(VENV)/bin/ruff format --check src tests benchmarks compat
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -41,6 +41,12 @@ FUZZ_TARGETS ?= wat images inputs
 fuzz: install
 	$(PY) -m pip install -q -e '.[fuzz]'
 	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Real clients on openpairs output (never part of `make test`): each client in its own venv under
+# .compat/venvs, made from compat/requirements/<client>.txt on first use. See docs/clients.md.
+COMPAT_ARGS ?=
+compat: install
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout 3600 --durations=0 compat $(COMPAT_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -1,0 +1,30 @@
+"""Fixtures of the client runs: the demo dataset built once by openpairs itself, and the clients' venvs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compat.venvs import ROOT, client_venv
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished `openpairs demo` build (DIR with dataset/, index/, report/), made once per session.
+
+    `$OPENPAIRS_COMPAT_DEMO` names a folder to build into and reuse across sessions (the demo resumes).
+    """
+    out = Path(os.environ.get("OPENPAIRS_COMPAT_DEMO") or tmp_path_factory.mktemp("compat") / "demo")
+    openpairs = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "openpairs"
+    subprocess.run([str(openpairs), "demo", "--out", str(out)], check=True, timeout=1800)
+    return out
+
+
+@pytest.fixture(scope="session")
+def venv() -> Callable[[str], Path]:
+    """`venv(name)`: the `bin/` folder of client `name`'s virtualenv (made on first use)."""
+    return client_venv
