@@ -26,34 +26,27 @@ class OptionRow:
     help: str
 
 
-def _root() -> tuple[Any, typer.Context]:
-    from openpairs.cli import app
+def _root(app: typer.Typer | None) -> tuple[Any, typer.Context]:
+    from openpairs.cli import app as openpairs_app
 
-    group = typer.main.get_command(app)
+    group = typer.main.get_command(app if app is not None else openpairs_app)
     return group, typer.Context(group, info_name="openpairs")
 
 
-def command_names() -> list[str]:
-    """The commands `openpairs --help` lists, in its order."""
-    group, ctx = _root()
+def command_names(app: typer.Typer | None = None) -> list[str]:
+    """The commands `openpairs --help` lists (or `app`'s), in its order."""
+    group, ctx = _root(app)
     return [name for name in group.list_commands(ctx) if not group.get_command(ctx, name).hidden]
 
 
-def command_help(name: str) -> str:
-    """The first sentence of a command's help, as `openpairs --help` shows it."""
-    group, ctx = _root()
-    return str(group.get_command(ctx, name).get_short_help_str(limit=500))
-
-
-def option_rows(name: str) -> list[OptionRow]:
-    """The visible parameters of command `name`, arguments first, in declaration order."""
-    group, ctx = _root()
+def option_rows(name: str, app: typer.Typer | None = None) -> list[OptionRow]:
+    """The visible parameters of command `name` of openpairs (or of `app`), in declaration order."""
+    group, ctx = _root(app)
     command = group.get_command(ctx, name)
     if command is None:
         raise KeyError(f"openpairs has no command {name!r}")
     sub = typer.Context(command, info_name=name, parent=ctx)
-    rows = [_row(param, sub) for param in command.params if not param.hidden]
-    return sorted(rows, key=lambda row: not row.names[0].isupper())
+    return [_row(param, sub) for param in command.params if not param.hidden]
 
 
 def _row(param: Any, ctx: typer.Context) -> OptionRow:
@@ -83,10 +76,10 @@ def _flag_default(param: Any) -> str:
     return str(param.opts[0] if param.default else param.secondary_opts[0])
 
 
-def options_table(name: str) -> str:
+def options_table(name: str, app: typer.Typer | None = None) -> str:
     """The Markdown table of command `name`'s options: spellings, type, default and help."""
     rows = []
-    for row in option_rows(name):
+    for row in option_rows(name, app):
         names = ", ".join(code(spelling) for spelling in row.names)
         if row.negations:
             names += " / " + ", ".join(code(spelling) for spelling in row.negations)
