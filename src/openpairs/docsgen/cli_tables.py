@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +28,17 @@ class OptionRow:
 
 
 def _root(app: typer.Typer | None) -> tuple[Any, typer.Context]:
-    from openpairs.cli import app as openpairs_app
+    if app is None:
+        return _openpairs_root()
+    group = typer.main.get_command(app)
+    return group, typer.Context(group, info_name="openpairs")
 
-    group = typer.main.get_command(app if app is not None else openpairs_app)
+
+@functools.cache
+def _openpairs_root() -> tuple[Any, typer.Context]:
+    from openpairs.cli import app
+
+    group = typer.main.get_command(app)
     return group, typer.Context(group, info_name="openpairs")
 
 
