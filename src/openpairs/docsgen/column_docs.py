@@ -48,7 +48,21 @@ COLUMNS: dict[str, str] = {
 
 BY_OUTPUT: dict[tuple[str, str], str] = {
     ("download", "status"): "`ok` or why the image was not stored, e.g. `http_404`, `opted_out`",
-    ("clip", "status"): "`ok`, `missing_image`, `decode_error` or `empty_caption`",
+    (
+        "clip",
+        "status",
+    ): "`ok`, `missing_image` (listed ok, absent from the tar), `decode_error` or `empty_caption`",
+    ("clip", "nsfw"): "`UNLIKELY` / `UNSURE` / `NSFW` (zero-shot prompts); `UNTAGGED` without an image",
+    (
+        "clip",
+        "punsafe",
+    ): "LAION's CLIP-based NSFW detector (ViT-B/32 or ViT-L/14 head); null when the heads do not apply",
+    (
+        "clip",
+        "aesthetic",
+    ): "LAION's aesthetic predictor (v1 B/32, v1 B/16, v2 L/14); null when the heads do not apply",
+    ("clip", "pwatermark"): "LAION-5B's watermark classifier; null without `--watermark-checkpoint`",
+    ("clip", "phash"): "with `--image-dedup`: the image's 64-bit pHash (hex); groups in `clip/dup_groups/`",
     ("filter", "status"): "`ok` (kept) or the first rule that dropped the sample, e.g. `below_similarity`",
     ("decontaminate", "similarity"): "cosine to the evaluation image (CLIP matches), or null",
     ("dup_groups", "method"): "`exact` (same sha256 as another member) or `near` (perceptual match)",
