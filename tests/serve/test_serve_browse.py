@@ -20,6 +20,8 @@ from PIL import Image, ImageStat
 
 from openpairs.index.build import IndexConfig, build_index
 from openpairs.serve.app import create_app
+from openpairs.serve.browse import DatasetBrowser
+from openpairs.serve.browse_schemas import BrowseQuery
 from openpairs.serve.config import ServeConfig
 from tests.fixtures.pipeline_output import PipelineOutput
 from tests.serve.conftest import LiveServer
@@ -276,3 +278,26 @@ def test_browse_view_filters_pages_and_shows_the_samples(
         r["reason"] and r["reason"] in c["text"] for c, r in zip(_cards(p), dropped["rows"], strict=True)
     )
     assert external == [], f"the page requested external assets: {external[:5]}"
+
+
+def test_an_unreadable_shard_is_named_and_the_rest_still_pages(
+    pipeline: PipelineOutput, expected: list[Row]
+) -> None:
+    """A damaged filter parquet: its shard's rows are left out of pages and counts and named with why."""
+    damaged = sorted(pipeline.shards)[1]
+    target = pipeline.root / "filter" / f"{damaged}.parquet"
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    browser = DatasetBrowser(str(pipeline.root))
+    keys, cursor, named = [], None, []
+    while True:
+        page_ = browser.page(BrowseQuery(limit=50, cursor=cursor, count=cursor is None))
+        assert set(page_.skipped) <= {damaged} and (page_.total is None or page_.skipped)
+        named += [why for why in page_.skipped.values()]
+        keys += [row.key for row in page_.rows]
+        cursor = page_.next
+        if cursor is None:
+            break
+    assert keys == [e["key"] for e in expected if e["shard"] != damaged]
+    assert page_.total is None and named and all("parquet" in why.lower() for why in named)
+    facets = browser.facets()
+    assert list(facets.skipped) == [damaged] and facets.rows == len(keys)

@@ -12,11 +12,13 @@ import bisect
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from openpairs.core.stats import MAX_MESSAGE_CHARS
 from openpairs.io import fs as ofs
 from openpairs.serve.browse_images import UnreadableTarError, read_image
 from openpairs.serve.browse_scan import ShardFiles, list_shards, shard_details, shard_rows
@@ -24,6 +26,7 @@ from openpairs.serve.browse_schemas import KEPT, NO_LANGUAGE, BrowseFacets, Brow
 from openpairs.serve.config import ApiError
 
 IMAGE_ROUTE = "/api/browse/image"
+T = TypeVar("T")
 
 
 class DatasetBrowser:
@@ -46,22 +49,41 @@ class DatasetBrowser:
 
     def page(self, query: BrowseQuery) -> BrowsePage:
         """The page of matching rows after `query.cursor`, with the cursor of the next one."""
+        skipped: dict[str, str] = {}
+        picked = self._pick(query, skipped)
+        more = sum(table.num_rows for _, table in picked) > query.limit
+        if more:  # the extra row only says that a next page exists
+            shard, table = picked.pop()
+            picked += [(shard, table.slice(0, table.num_rows - 1))] if table.num_rows > 1 else []
+        rows = [row for shard, table in picked for row in self._read(shard, skipped, self._rows, table) or []]
+        next_cursor = f"{rows[-1].shard}:{rows[-1].key}" if more and rows else None
+        total = self.count(query, skipped) if query.count else None
+        return BrowsePage(rows=rows, limit=query.limit, next=next_cursor, total=total, skipped=skipped)
+
+    def _pick(self, query: BrowseQuery, skipped: dict[str, str]) -> list[tuple[ShardFiles, pa.Table]]:
+        """The narrow rows of the page and one more, shard by shard from the cursor on."""
         shards = self._require_shards()
         start, after = self._start(query.cursor)
         picked: list[tuple[ShardFiles, pa.Table]] = []
         found = 0
         for shard in shards[start:]:
-            rows = shard_rows(shard, query, after if shard.number == _cursor_shard(query.cursor) else None)
-            if rows.num_rows:
+            since = after if shard.number == _cursor_shard(query.cursor) else None
+            rows = self._read(shard, skipped, shard_rows, query, since)
+            if rows is not None and rows.num_rows:
                 picked.append((shard, rows.slice(0, query.limit + 1 - found)))
                 found += picked[-1][1].num_rows
             if found > query.limit:
                 break
-        rows = [row for shard, table in picked for row in self._rows(shard, table)]
-        page = rows[: query.limit]
-        next_cursor = f"{page[-1].shard}:{page[-1].key}" if len(rows) > query.limit else None
-        total = self.count(query) if query.count else None
-        return BrowsePage(rows=page, limit=query.limit, next=next_cursor, total=total)
+        return picked
+
+    @staticmethod
+    def _read(shard: ShardFiles, skipped: dict[str, str], read: Callable[..., T], *args: Any) -> T | None:
+        """`read(shard, *args)`, or None with the shard and why in `skipped` when its files are unreadable."""
+        try:
+            return read(shard, *args)
+        except (pa.ArrowException, OSError) as exc:
+            skipped[shard.name] = f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE_CHARS]
+            return None
 
     def _start(self, cursor: str | None) -> tuple[int, str | None]:
         """Index of the first shard to read and the key to start after."""
@@ -89,9 +111,10 @@ class DatasetBrowser:
                                                   "reason": reason, "image": image}))  # fmt: skip
         return rows
 
-    def count(self, query: BrowseQuery) -> int:
+    def count(self, query: BrowseQuery, skipped: dict[str, str]) -> int:
         """How many rows of the whole build match `query`'s filters (one pass, shard by shard)."""
-        return sum(shard_rows(shard, query).num_rows for shard in self._require_shards())
+        counted = (self._read(shard, skipped, shard_rows, query) for shard in self._require_shards())
+        return sum(table.num_rows for table in counted if table is not None)
 
     def facets(self) -> BrowseFacets:
         """Row counts by status and language over the whole build (one pass, then kept)."""
@@ -103,10 +126,12 @@ class DatasetBrowser:
     def _count_facets(self) -> BrowseFacets:
         statuses: Counter[str] = Counter()
         languages: Counter[str] = Counter()
+        skipped: dict[str, str] = {}
         for shard in self._require_shards():
-            table = shard_rows(shard)
-            statuses.update(table["status"].to_pylist())
-            languages.update(language or NO_LANGUAGE for language in table["language"].to_pylist())
+            table = self._read(shard, skipped, shard_rows)
+            if table is not None:
+                statuses.update(table["status"].to_pylist())
+                languages.update(language or NO_LANGUAGE for language in table["language"].to_pylist())
         path = ofs.join(self.root, "filter", "filter_config.json")
         settings = json.loads(ofs.read_text(path)) if ofs.exists(path) else None
         return BrowseFacets(
@@ -116,6 +141,7 @@ class DatasetBrowser:
             statuses=dict(statuses.most_common()),
             languages=dict(languages.most_common()),
             filter_settings=settings,
+            skipped=skipped,
         )
 
     def image(self, shard_name: str, key: str) -> tuple[bytes, str]:

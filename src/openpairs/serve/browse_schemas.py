@@ -15,6 +15,7 @@ KEPT, DROPPED, NO_LANGUAGE = "ok", "dropped", "none"
 CURSOR_PATTERN = r"^[0-9]{1,20}:[0-9]{1,40}$"
 NUMBER_PATTERN = r"^[0-9]{1,20}$"
 _HTTP_STATUS = re.compile(r"^http_[1-5][0-9]{2}$")
+SKIPPED = "shards whose files could not be read, with why: their rows are missing from the answer"
 KNOWN_STATUSES = frozenset(s.value for s in Status) | {DROPPED}
 
 
@@ -110,6 +111,7 @@ class BrowsePage(BaseModel):
     limit: int
     next: str | None = Field(None, description="cursor of the next page (null: this is the last page)")
     total: int | None = Field(None, description="rows matching the filters (only when count=true)")
+    skipped: dict[str, str] = Field({}, description=SKIPPED)
 
 
 class BrowseFacets(BaseModel):
@@ -121,3 +123,4 @@ class BrowseFacets(BaseModel):
     statuses: dict[str, int]
     languages: dict[str, int] = Field(description="by language code; `none`: no language detected")
     filter_settings: dict[str, object] | None = Field(None, description="filter/filter_config.json")
+    skipped: dict[str, str] = Field({}, description=SKIPPED)

@@ -104,6 +104,12 @@
       $("b-line").textContent = payload.rows.length
         ? `samples ${first + 1}–${first + payload.rows.length} of ${state.total}` : "no sample matches these filters";
       $("b-page").textContent = `page ${state.page + 1}`;
+      const skipped = Object.entries(payload.skipped || {});
+      if (skipped.length) {
+        $("b-error").textContent = `${skipped.length} shard(s) could not be read; their rows are missing: ` +
+          skipped.map(([shard, why]) => `${shard} (${why})`).join("; ");
+        $("b-error").hidden = false;
+      }
     } catch (err) {
       $("b-line").textContent = "";
       $("b-error").textContent = String(err.message || err);
