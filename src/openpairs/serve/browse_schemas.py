@@ -38,7 +38,7 @@ class BrowseQuery(BaseModel):
     )
     language: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,2}$|^none$",
+        pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,2}$",
         description="the caption's language code (as extract detected it); `none`: no language detected",
     )
     min_similarity: float | None = _score("similarity", ">= this")

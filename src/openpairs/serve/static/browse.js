@@ -6,7 +6,7 @@
   const SCORES = ["similarity", "punsafe", "aesthetic"];
   const FIELDS = ["status", "language", ...SCORES.flatMap((s) => [`min_${s}`, `max_${s}`]), "limit"];
   const input = (name) => $("b-" + name.replaceAll("_", "-"));
-  const state = { params: null, cursors: [null], page: 0, next: null, total: null };
+  const state = { params: null, cursors: [null], page: 0, next: null, total: null, ticket: 0 };
   let facetsLoaded = null;
 
   function placeholder(text) {
@@ -91,11 +91,13 @@
     const cursor = state.cursors[state.page];
     if (cursor) params.set("cursor", cursor);
     if (state.total === null) params.set("count", "true");
+    const ticket = ++state.ticket;  // a slower earlier answer must not replace a later one
     $("b-line").textContent = "loading…";
     $("b-error").hidden = true;
     try {
       const response = await fetch("/api/browse?" + params);
       const payload = await response.json();
+      if (ticket !== state.ticket) return;
       if (!response.ok) throw new Error(payload.detail || response.statusText);
       if (payload.total != null) state.total = payload.total;
       state.next = payload.next;
@@ -111,6 +113,7 @@
         $("b-error").hidden = false;
       }
     } catch (err) {
+      if (ticket !== state.ticket) return;
       $("b-line").textContent = "";
       $("b-error").textContent = String(err.message || err);
       $("b-error").hidden = false;
