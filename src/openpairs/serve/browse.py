@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from openpairs.core.stats import MAX_MESSAGE_CHARS
 from openpairs.io import fs as ofs
-from openpairs.serve.browse_images import UnreadableTarError, read_image
+from openpairs.serve.browse_images import read_image
 from openpairs.serve.browse_scan import ShardFiles, list_shards, shard_details, shard_rows
 from openpairs.serve.browse_schemas import KEPT, NO_LANGUAGE, BrowseFacets, BrowsePage, BrowseQuery, BrowseRow
 from openpairs.serve.config import ApiError
@@ -132,17 +132,24 @@ class DatasetBrowser:
             if table is not None:
                 statuses.update(table["status"].to_pylist())
                 languages.update(language or NO_LANGUAGE for language in table["language"].to_pylist())
-        path = ofs.join(self.root, "filter", "filter_config.json")
-        settings = json.loads(ofs.read_text(path)) if ofs.exists(path) else None
         return BrowseFacets(
             root=self.root,
             shards=len(self.shards),
             rows=sum(statuses.values()),
             statuses=dict(statuses.most_common()),
             languages=dict(languages.most_common()),
-            filter_settings=settings,
+            filter_settings=self._filter_settings(),
             skipped=skipped,
         )
+
+    def _filter_settings(self) -> dict[str, Any] | None:
+        """The thresholds of the last `openpairs filter` (filter/filter_config.json), if readable."""
+        path = ofs.join(self.root, "filter", "filter_config.json")
+        try:
+            settings = json.loads(ofs.read_text(path)) if ofs.exists(path) else None
+        except (OSError, ValueError):
+            return None
+        return settings if isinstance(settings, dict) else None
 
     def image(self, shard_name: str, key: str) -> tuple[bytes, str]:
         """The stored image of `key` in download shard `shard_name` and its media type, or a 404."""
@@ -151,7 +158,7 @@ class DatasetBrowser:
             raise ApiError(404, f"no download tar for shard {shard_name}")
         try:
             found = read_image(shard.tar, key)
-        except (UnreadableTarError, OSError) as exc:
+        except OSError as exc:  # UnreadableTarError included
             raise ApiError(404, f"the image of {key} cannot be read: {exc}") from exc
         if found is None:
             raise ApiError(404, f"shard {shard.name} stores no image of {key}")

@@ -8,6 +8,8 @@ Only the columns a step needs are read, with the filters pushed down to the parq
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,10 +58,9 @@ def list_shards(root: str) -> list[ShardFiles]:
     """Every download shard of the build under `root`, in shard order."""
 
     def beside(directory: str, name: str, suffix: str) -> str | None:
-        path = ofs.join(root, directory, name + suffix)
-        return path if path in existing[directory] else None
+        return existing[directory].get(name + suffix)
 
-    existing = {d: set(ofs.list_files(ofs.join(root, d))) for d in ("shards", "clip", "filter")}
+    existing = {d: _by_name(ofs.list_files(ofs.join(root, d))) for d in ("shards", "clip", "filter")}
     shards = []
     for path in ofs.list_files(ofs.join(root, "shards"), ".parquet"):
         name = path.rsplit("/", 1)[-1].removesuffix(".parquet")
@@ -67,6 +68,11 @@ def list_shards(root: str) -> list[ShardFiles]:
             files = (beside("shards", name, ".tar"), beside("clip", name, ".parquet"))
             shards.append(ShardFiles(name, path, *files, beside("filter", name, ".parquet")))
     return shards
+
+
+def _by_name(paths: list[str]) -> dict[str, str]:
+    """Paths by file name (a listing may spell the directory differently from how it was asked)."""
+    return {path.rsplit("/", 1)[-1]: path for path in paths}
 
 
 def read_columns(path: str, columns: Sequence[str], where: ds.Expression | None = None) -> pa.Table:
@@ -96,19 +102,22 @@ def _language_filter(language: str | None) -> ds.Expression | None:
     return pc.field("language") == language
 
 
+def _all_of(*terms: ds.Expression | None) -> ds.Expression | None:
+    """The AND of the given conditions (None: no condition)."""
+    given = [term for term in terms if term is not None]
+    return functools.reduce(operator.and_, given) if given else None
+
+
 def _score_filter(query: BrowseQuery) -> ds.Expression | None:
     """The asked score ranges as one expression (a row without that score never matches a range)."""
     terms = []
     for name in SCORES:
         low, high = query.range(name)
-        if low is not None:
-            terms.append(pc.field(name) >= low)
-        if high is not None:
-            terms.append(pc.field(name) <= high)
-    expression = None
-    for term in terms:
-        expression = term if expression is None else expression & term
-    return expression
+        terms += [
+            None if low is None else pc.field(name) >= low,
+            None if high is None else pc.field(name) <= high,
+        ]
+    return _all_of(*terms)
 
 
 def final_status(table: pa.Table) -> tuple[pa.Array, pa.Array]:
@@ -135,9 +144,7 @@ def shard_rows(shard: ShardFiles, query: BrowseQuery | None = None, after: str |
     """key, status, dropped_at, language, scores and nsfw of the shard's rows matching `query` (every row
     when None) with a key above `after`, in key order."""
     query = query or BrowseQuery()
-    where = _language_filter(query.language)
-    if after is not None:
-        where = pc.field("key") > after if where is None else where & (pc.field("key") > after)
+    where = _all_of(_language_filter(query.language), None if after is None else pc.field("key") > after)
     table = read_columns(shard.download, ("key", "status", "language"), where)
     table = table.rename_columns(["key", "download_status", "language"])
     scores = _score_filter(query)
