@@ -278,6 +278,7 @@ def test_browse_view_filters_pages_and_shows_the_samples(
     assert all(
         r["reason"] and r["reason"] in c["text"] for c, r in zip(_cards(p), dropped["rows"], strict=True)
     )
+    p.screenshot(path=str(ARTIFACTS / "serve_browse_dropped.png"))
     assert external == [], f"the page requested external assets: {external[:5]}"
 
 
