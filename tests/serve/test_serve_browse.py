@@ -183,7 +183,8 @@ def _wait_grid(p: Any, before: str | None = None) -> None:
 
 
 def _cards(p: Any) -> list[Row]:
-    """Each card's key, texts and how its image decoded (size and mean colour, through a canvas)."""
+    """Each card's key, texts and how its image decoded (size, mean and spread of each colour, read back
+    through a canvas)."""
     return p.locator("#browse-grid .sample").evaluate_all(  # type: ignore[no-any-return]
         """cards => cards.map(card => {
           const img = card.querySelector('img');
@@ -192,10 +193,15 @@ def _cards(p: Any) -> list[Row]:
           const context = canvas.getContext('2d');
           context.drawImage(img, 0, 0);
           const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
-          const mean = [0, 1, 2].map(c => { let s = 0; for (let i = c; i < data.length; i += 4) s += data[i];
-                                             return s / (data.length / 4); });
+          const n = data.length / 4, mean = [0, 0, 0], std = [0, 0, 0];
+          for (let c = 0; c < 3; c++) {
+            let sum = 0, squares = 0;
+            for (let i = c; i < data.length; i += 4) { sum += data[i]; squares += data[i] * data[i]; }
+            mean[c] = sum / n;
+            std[c] = Math.sqrt(Math.max(squares / n - mean[c] * mean[c], 0));
+          }
           return {key: card.dataset.key, text: card.innerText, placeholder: img.className === 'placeholder',
-                  width: img.naturalWidth, height: img.naturalHeight, mean};
+                  width: img.naturalWidth, height: img.naturalHeight, mean, std};
         })"""
     )
 
@@ -219,7 +225,11 @@ def _check_cards(cards: list[Row], rows: list[Row], built: PipelineOutput) -> No
             continue
         assert "kept" in card["text"] and (card["width"], card["height"]) == (row["width"], row["height"])
         stored = Image.open(io.BytesIO(built.stored(row["key"])["jpg"])).convert("RGB")
-        assert np.allclose(card["mean"], ImageStat.Stat(stored).mean, atol=2.0), row["key"]
+        stats = ImageStat.Stat(stored)
+        assert min(card["std"]) > 5, f"{row['key']}: the decoded image is flat"
+        assert np.allclose(card["mean"], stats.mean, atol=2.0) and np.allclose(
+            card["std"], stats.stddev, atol=2.0
+        )
 
 
 def test_browse_view_filters_pages_and_shows_the_samples(
