@@ -44,7 +44,9 @@ class DatasetBrowser:
 
     def _require_shards(self) -> list[ShardFiles]:
         if not self.shards:
-            raise ApiError(404, f"nothing to browse: no download shards (shards/*.parquet) under {self.root}")
+            raise ApiError(
+                404, "nothing to browse: the served dataset has no download shards (shards/*.parquet)"
+            )
         return self.shards
 
     def page(self, query: BrowseQuery) -> BrowsePage:
@@ -133,7 +135,6 @@ class DatasetBrowser:
                 statuses.update(table["status"].to_pylist())
                 languages.update(language or NO_LANGUAGE for language in table["language"].to_pylist())
         return BrowseFacets(
-            root=self.root,
             shards=len(self.shards),
             rows=sum(statuses.values()),
             statuses=dict(statuses.most_common()),

@@ -117,7 +117,6 @@ class BrowsePage(BaseModel):
 class BrowseFacets(BaseModel):
     """What the filters can choose from: row counts by status and by language over the whole build."""
 
-    root: str
     shards: int
     rows: int
     statuses: dict[str, int]
