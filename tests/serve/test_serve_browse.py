@@ -301,6 +301,8 @@ def test_an_unreadable_shard_is_named_and_the_rest_still_pages(
     target = pipeline.root / "filter" / f"{damaged}.parquet"
     target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
     browser = DatasetBrowser(os.path.relpath(pipeline.root))
+    first = browser.page(BrowseQuery(limit=10))
+    assert first.skipped == {} and first.next, "a first page reads the first shard only, not the damaged one"
     keys, cursor, named = [], None, []
     while True:
         page_ = browser.page(BrowseQuery(limit=50, cursor=cursor, count=cursor is None))
