@@ -30,16 +30,16 @@ def api_schema(served: LiveServer) -> schemathesis.BaseSchema:
 
 
 OPERATIONS = ("POST /api/search", "GET /api/info", "GET /indices-list", "POST /knn-service", "POST /metadata")
+BROWSE = ("GET /api/browse", "GET /api/browse/facets", "GET /api/browse/image/{shard}/{key}")
+WITH_INPUT = (*(label for label in OPERATIONS if label.startswith("POST")), BROWSE[0], BROWSE[2])
 POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
-CASES = [(label, POSITIVE) for label in OPERATIONS] + [  # the GETs take no input to make invalid
-    (label, NEGATIVE) for label in OPERATIONS if label.startswith("POST")
-]
+CASES = [(label, POSITIVE) for label in OPERATIONS + BROWSE] + [(label, NEGATIVE) for label in WITH_INPUT]
 
 
 def test_every_operation_is_fuzzed(api_schema: schemathesis.BaseSchema) -> None:
     """The document lists exactly the operations fuzzed below: a new endpoint cannot go unfuzzed."""
     labels = {result.ok().label for result in api_schema.get_all_operations()}
-    assert labels == set(OPERATIONS)
+    assert labels == set(OPERATIONS + BROWSE)
 
 
 @pytest.mark.parametrize(("label", "mode"), CASES, ids=[f"{label}-{mode.value}" for label, mode in CASES])

@@ -39,7 +39,8 @@ def serve_command(
     max_body: _MaxBody = "8M",
     cors_origin: _Cors = None,
 ) -> None:
-    """Serve kNN search over DIR/index: POST /api/search, clip-retrieval's API, and a web page at /."""
+    """Serve kNN search over DIR/index (POST /api/search, clip-retrieval's API) and a web page at / that
+    searches and browses the build (/#browse: kept and dropped samples, GET /api/browse)."""
     import logging
     import os
 

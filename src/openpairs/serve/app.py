@@ -1,4 +1,4 @@
-"""The FastAPI application: our API, clip-retrieval's API, the static web page, size caps and CORS."""
+"""The FastAPI application: our API, the dataset browser, clip-retrieval's API, the web page, size caps, CORS."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from openpairs import __version__
 from openpairs.index.build import INDEX_JSON
 from openpairs.index.search import IndexNotFoundError
-from openpairs.serve import api, compat
+from openpairs.serve import api, browse_api, compat
 from openpairs.serve.config import ApiError, ServeConfig
 from openpairs.serve.limits import BodyLimitMiddleware
 from openpairs.serve.service import Service
@@ -38,6 +38,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     )
     app.state.service = service
     app.include_router(api.router(service))
+    app.include_router(browse_api.router(service.browser))
     app.include_router(compat.router(service))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

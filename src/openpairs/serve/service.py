@@ -9,6 +9,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from openpairs.index.search import Filters, SearchIndex
+from openpairs.serve.browse import DatasetBrowser
 from openpairs.serve.config import ApiError, ServeConfig
 from openpairs.serve.encode import QueryEncoder
 
@@ -16,13 +17,14 @@ INLINE_MAX_K = 100
 
 
 class Service:
-    """One served index: its name, the SearchIndex and the QueryEncoder."""
+    """One served index: its name, the SearchIndex, the QueryEncoder and the browser of its build."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.index = SearchIndex(config.index_dir)
         self.name = config.name or os.path.basename(os.path.normpath(self.index.root)) or "openpairs"
         self.encoder = QueryEncoder(config, self.index)
+        self.browser = DatasetBrowser(self.index.root)
 
     def check_index(self, name: str | None) -> None:
         """404 unless `name` is None or this index's name."""
