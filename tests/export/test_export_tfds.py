@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import openpairs
 from openpairs.cli import app
+from openpairs.stages.export import ExportConfig, run_export
 from openpairs.stages.export_tfds import EMBEDDINGS_URL
 from tests.fixtures.pipeline_output import PipelineOutput
 
@@ -105,3 +106,11 @@ def test_embeddings_config_files_and_the_checksums_that_point_tfds_at_them(expor
 def test_load_refuses_the_tfds_folder_with_a_clear_message(exported: dict) -> None:
     with pytest.raises(ValueError, match="TFDS laion400m manual_dir"):
         next(openpairs.load(str(exported["folder"])))
+
+
+def test_a_rerun_writes_the_same_bytes(exported: dict) -> None:
+    folder = exported["folder"]
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    result = run_export(str(exported["pipeline"].root), ExportConfig(format="tfds", samples_per_shard=SIZE))
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert result.extra["tfds"] == exported["manifest"]["tfds"]
