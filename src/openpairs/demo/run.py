@@ -22,6 +22,9 @@ WARNING = (
     "(open_clip downloads them on first use: `openpairs clip DIR --clip-model ViT-B-32 --clip-pretrained "
     "openai`, or pass a local file with --clip-checkpoint PATH)."
 )
+# The random weights decide the (meaningless) NSFW tags: seed 0 tags every demo image NSFW, which leaves the
+# search page's default safe view empty; seed 1 gives UNLIKELY and UNSURE tags.
+DEMO_SEED = 1
 # The bundled pages are a photo gallery (relative links) and non-English sites: resolve relatives and keep
 # every language so the funnel has something to show; random weights give similarities near 0.
 DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -64,7 +67,7 @@ def run_demo(out: str, executor: ExecutorConfig, progress_for: ProgressFor | Non
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():  # WARNING (printed first by the CLI) says it once, plainly
             warnings.simplefilter("ignore")
-            make_random_checkpoint(checkpoint, model=DEMO_MODEL)
+            make_random_checkpoint(checkpoint, seed=DEMO_SEED, model=DEMO_MODEL)
     with MiniWeb(captions_from=out) as web:
         config = build_config(
             "laion400m",
