@@ -71,10 +71,21 @@ def _laion400m_view(directory: str, name: str) -> ShardView:
     return ShardView(name, meta, "", view.img_emb, view.text_emb)
 
 
+def _export_format(path: str) -> str | None:
+    """The format of the export directory `path` (its manifest's), or None when `path` is not one."""
+    manifest = ofs.join(path, "_manifest.json")
+    return json.loads(ofs.read_text(manifest)).get("format") if ofs.exists(manifest) else None
+
+
 def _laion400m_readers(path: str, config: Config) -> list[Callable[[], ShardView]] | None:
     """Readers of a LAION-400M export directory (embeddings config only), or None when `path` is not one."""
-    manifest = ofs.join(path, "_manifest.json")
-    if not ofs.exists(manifest) or json.loads(ofs.read_text(manifest)).get("format") != "laion400m":
+    export_format = _export_format(path)
+    if export_format == "tfds":
+        raise ValueError(
+            f"{path} is a TFDS laion400m manual_dir (openpairs export --format tfds): build it with TFDS's "
+            "builder (docs/tfds.md), or load the build DIR it was exported from"
+        )
+    if export_format != "laion400m":
         return None
     if config != "embeddings":
         raise ValueError(f"{path} is a LAION-400M export (no images): use config='embeddings'")
@@ -89,13 +100,13 @@ def shard_readers(path: str, config: Config = "images") -> list[Callable[[], Sha
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; choose one of {', '.join(CONFIGS)}")
     embeddings = config == "embeddings"
+    laion = _laion400m_readers(path, config)
+    if laion is not None:
+        return laion
     exported = _webdataset_dir(path)
     if exported is not None:
         names = [f.rsplit("/", 1)[-1][: -len(".parquet")] for f in ofs.list_files(exported, ".parquet")]
         return [_bind(_export_view, exported, name, embeddings) for name in names]
-    laion = _laion400m_readers(path, config)
-    if laion is not None:
-        return laion
     names, with_clip, with_filter = join.pipeline_stages(path)
     if not names:
         raise FileNotFoundError(f"no dataset under {path}: neither a webdataset export nor download shards")

@@ -6,34 +6,29 @@ import hashlib
 
 from openpairs.build import BuildResult, build_config, run_build
 from openpairs.demo import wat_files
-from openpairs.demo.run import DEMO_OVERRIDES, WARNING, demo_overrides
+from openpairs.demo.run import WARNING, demo_overrides
 from openpairs.executors import ExecutorConfig
 from openpairs.io import fs as ofs
+from openpairs.models.clip import TINY_MODEL
 from openpairs.stages.export import FORMATS
 
 
 def demo_settings(mirror: str, checkpoint: str) -> list[str]:
-    """The demo's overrides as `--set STAGE.FIELD=VALUE` arguments for `openpairs build`."""
-    settings = [
-        f"{stage}.{name}={value}"
-        for stage, fields in DEMO_OVERRIDES.items()
-        for name, value in fields.items()
-    ]
+    """The demo's overrides, with the 64-d tiny CLIP at `checkpoint`, as `--set STAGE.FIELD=VALUE` arguments."""
+    overrides = demo_overrides(mirror, checkpoint, TINY_MODEL)
     return [
-        *settings,
-        f"download.mirror={mirror}",
-        "clip.model=openpairs-tiny-random",
-        "clip.pretrained=none",
-        f"clip.checkpoint={checkpoint}",
-        "clip.device=cpu",
+        f"{stage}.{name}={'none' if value is None else value}"
+        for stage, fields in overrides.items()
+        for name, value in fields.items()
     ]
 
 
 def run_demo_build(
     out: str, mirror: str, checkpoint: str, executor: ExecutorConfig | None = None
 ) -> BuildResult:
-    """Build the demo dataset into `out` (every export format); resumes like `openpairs build`."""
-    overrides = demo_overrides(mirror, checkpoint)
+    """Build the demo dataset with the 64-d tiny CLIP at `checkpoint` into `out` (every export format);
+    resumes like `openpairs build`."""
+    overrides = demo_overrides(mirror, checkpoint, TINY_MODEL)
     config = build_config("laion400m", overrides, FORMATS, samples_per_shard=64, report_warnings=(WARNING,))
     return run_build(wat_files(), out, config, executor or ExecutorConfig(kind="local", workers=1))
 

@@ -47,8 +47,10 @@ def test_the_demo_funnel_is_exactly_the_readmes(chain: BuildResult) -> None:
     assert stages["filter"].rows_out == DOWNLOAD_STATUSES["ok"]  # thresholds off: random weights
     kept = stages["filter"].rows_out
     assert {name: export.samples for name, export in chain.exports.items()} == {
-        "laion400m": kept, "laion5b": kept, "webdataset": kept
+        "laion400m": kept, "laion5b": kept, "webdataset": kept, "tfds": kept
     }  # fmt: skip
+    # the 64-d tiny CLIP's embeddings do not fit TFDS's embeddings config (512-d): images config only
+    assert chain.exports["tfds"].extra["tfds"] == {"num_shards": -(-kept // 64), "configs": ["images"]}
     assert sum(1 for _ in openpairs.load(chain.out, config="embeddings")) == kept
 
 

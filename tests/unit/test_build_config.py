@@ -57,3 +57,9 @@ def test_page_meta_opt_out_is_on_by_default_and_download_token_names_us_in_page_
     assert config.extract.page_meta_opt_out and config.extract.user_agent_token == "MyLab-Bot"
     off = build_config("laion400m", parse_settings(["extract.page_meta_opt_out=false"]))
     assert not off.extract.page_meta_opt_out and off.extract.user_agent_token == ""
+
+
+def test_an_explicit_none_replaces_the_presets_value() -> None:
+    assert build_config("laion400m").clip.pretrained == "openai"
+    assert build_config("laion400m", parse_settings(["clip.pretrained=none"])).clip.pretrained is None
+    assert build_config("laion400m", {"clip": {"pretrained": None}}).clip.pretrained is None

@@ -75,8 +75,7 @@ def build_config(
             f"unknown stage(s) {', '.join(sorted(unknown))}; choose from {', '.join(STAGE_CLASSES)}"
         )
     configs: dict[str, Any] = {
-        name: stage_config(cls, name, preset, **overrides.get(name, {}))
-        for name, cls in STAGE_CLASSES.items()
+        name: _stage_config(cls, name, preset, overrides.get(name, {})) for name, cls in STAGE_CLASSES.items()
     }
     if not configs["extract"].user_agent_token:  # one token names us in every opt-out: page metas too
         configs["extract"] = dataclasses.replace(
@@ -90,6 +89,14 @@ def build_config(
         report_warnings=report_warnings,
         **configs,
     )
+
+
+def _stage_config(cls: type[Any], stage: str, preset: str, values: dict[str, Any]) -> Any:
+    """The preset's config of `stage` with `values` applied, an explicit None too (`--set clip.pretrained=none`:
+    no pretrained tag), where `stage_config` takes None for an option not given."""
+    config = stage_config(cls, stage, preset, **values)
+    nones = {name: None for name, value in values.items() if value is None}
+    return dataclasses.replace(config, **nones) if nones else config
 
 
 def parse_settings(settings: list[str]) -> dict[str, dict[str, Any]]:

@@ -216,10 +216,10 @@ def _pretrained(tag: str | None) -> str | None:
 
 def announce(console: Any, config: Any, models: Any) -> None:
     """Say once per run which annotations will be null (or forced) and why."""
-    if config.model == "openpairs-tiny-random":
-        console.print(
-            "[bold yellow]WARNING: openpairs-tiny-random has RANDOM weights: all scores are meaningless"
-        )
+    from openpairs.models.clip import TINY_MODELS
+
+    if config.model in TINY_MODELS:
+        console.print(f"[bold yellow]WARNING: {config.model} has RANDOM weights: all scores are meaningless")
     if models.heads.note:
         console.print(f"warning: {models.heads.note}", style="yellow", markup=False, highlight=False)
     if not config.watermark_checkpoint:

@@ -1,14 +1,19 @@
-"""`openpairs export DIR --format laion400m|laion5b|webdataset`: the kept samples in a paper's layout."""
+"""`openpairs export DIR --format laion400m|laion5b|webdataset|tfds`: the kept samples in a paper's layout."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from openpairs.cli.common import ExecutorOpt, RayAddressOpt, WorkersOpt
 
-FormatOpt = Annotated[str, typer.Option("--format", help="laion400m, laion5b or webdataset")]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format", help="laion400m, laion5b, webdataset or tfds (the manual_dir of TFDS's laion400m builder)"
+    ),
+]
 PerShardOpt = Annotated[int, typer.Option("--samples-per-shard", help="samples per output part / tar shard")]
 EmbOpt = Annotated[bool, typer.Option("--embeddings/--no-embeddings", help="write img_emb/ and text_emb/")]
 
@@ -38,11 +43,29 @@ def export(
     except ExportInputError as error:
         Console(stderr=True).print(f"[red]export failed: {error}")
         raise typer.Exit(code=1) from error
-    groups = ", ".join(
-        f"{g or format}: {sum(n.endswith('.parquet') for n in names)} parts"
-        for g, names in result.parts.items()
-    )
+    groups = ", ".join(f"{g or format}: {n} parts" for g, n in result.part_counts.items())
     Console().print(f"exported {result.samples:,} samples to {result.directory} ({groups})", soft_wrap=True)
+    if "tfds" in result.extra:
+        _print_tfds(result.extra["tfds"], embeddings)
+
+
+def _print_tfds(tfds: dict[str, Any], embeddings: bool) -> None:
+    """Say how to build it with TFDS's laion400m builder, and why the embeddings config cannot be built."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    configs = " and ".join(tfds["configs"])
+    console.print(
+        f"TFDS laion400m builder: num_shards={tfds['num_shards']} ({configs}); see docs/tfds.md",
+        soft_wrap=True,
+    )
+    if embeddings and "embeddings" not in tfds["configs"]:
+        console.print(
+            "warning: no embeddings config: TFDS's laion400m embeddings config reads 512-d CLIP embeddings "
+            "(ViT-B/32's width) and this build has no embeddings of that width",
+            style="yellow",
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -12,13 +12,19 @@ from openpairs.build.run import ProgressFor
 from openpairs.demo import wat_files
 from openpairs.demo.miniweb import MiniWeb
 from openpairs.executors import ExecutorConfig
+from openpairs.models.clip import TINY_MODEL_512 as DEMO_MODEL
 
 WARNING = (
     "DEMO: CLIP runs with a tiny model of RANDOM weights (no real weights can be downloaded here), so "
-    "similarities, NSFW tags and scores are meaningless. For real scores install the OpenAI ViT-B/32 weights "
+    "similarities, NSFW tags and scores are meaningless; its embeddings are 512-d like ViT-B/32's, so LAION's "
+    "B/32 punsafe and aesthetic heads are forced onto them (their scores too are meaningless). For real "
+    "scores install the OpenAI ViT-B/32 weights "
     "(open_clip downloads them on first use: `openpairs clip DIR --clip-model ViT-B-32 --clip-pretrained "
     "openai`, or pass a local file with --clip-checkpoint PATH)."
 )
+# The random weights decide the (meaningless) NSFW tags: seed 0 tags every demo image NSFW, which leaves the
+# search page's default safe view empty; seed 1 gives UNLIKELY and UNSURE tags.
+DEMO_SEED = 1
 # The bundled pages are a photo gallery (relative links) and non-English sites: resolve relatives and keep
 # every language so the funnel has something to show; random weights give similarities near 0.
 DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -29,16 +35,17 @@ DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-def demo_overrides(mirror: str, checkpoint: str) -> dict[str, dict[str, Any]]:
-    """The demo's overrides, downloading through `mirror` and scoring with the tiny CLIP at `checkpoint`."""
+def demo_overrides(mirror: str, checkpoint: str, model: str = DEMO_MODEL) -> dict[str, dict[str, Any]]:
+    """The demo's overrides, downloading through `mirror` and scoring with tiny CLIP `model` at `checkpoint`."""
     return {
         **DEMO_OVERRIDES,
         "download": {**DEMO_OVERRIDES["download"], "mirror": mirror},
         "clip": {
-            "model": "openpairs-tiny-random",
+            "model": model,
             "pretrained": None,
             "checkpoint": checkpoint,
             "device": "cpu",
+            "heads": "force",  # DEMO_MODEL stands in for ViT-B-32 (models.heads); WARNING says so
         },
     }
 
@@ -55,12 +62,12 @@ def run_demo(out: str, executor: ExecutorConfig, progress_for: ProgressFor | Non
     """Build the demo dataset into `out` (resumes), then index it for the search page."""
     from openpairs.models.tiny import make_random_checkpoint
 
-    checkpoint = Path(out) / "_demo" / "tiny-random-clip.pt"
+    checkpoint = Path(out) / "_demo" / f"{DEMO_MODEL}.pt"
     if not checkpoint.exists():
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():  # WARNING (printed first by the CLI) says it once, plainly
             warnings.simplefilter("ignore")
-            make_random_checkpoint(checkpoint)
+            make_random_checkpoint(checkpoint, seed=DEMO_SEED, model=DEMO_MODEL)
     with MiniWeb(captions_from=out) as web:
         config = build_config(
             "laion400m",

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
-TINY_MODEL = "openpairs-tiny-random"
+TINY_MODEL = "openpairs-tiny-random"  # 64-d embeddings: the tests' model
+# the demo's: 512-d embeddings like ViT-B-32 (so LAION's B/32 heads and TFDS's embeddings config take them)
+TINY_MODEL_512 = "openpairs-tiny-random-512"
+TINY_MODELS = (TINY_MODEL, TINY_MODEL_512)
 # fp32 on CPU: MKL splits small matrix products differently for each thread count, so the same batch gave
 # other bytes under another torch thread count (a local worker vs a Ray actor of fewer CPUs). Its strict
 # reproducible mode, read at MKL's first call in the process, makes them bit-identical at no measurable cost.
@@ -147,10 +150,10 @@ def load_clip(spec: ClipModelSpec) -> ClipEncoder:
     import open_clip
     import torch
 
-    if spec.model == TINY_MODEL:
+    if spec.model in TINY_MODELS:
         from openpairs.models.tiny import register_tiny_config
 
-        register_tiny_config()
+        register_tiny_config(spec.model)
     _check_model_name(spec.model)
     if spec.threads > 0:
         torch.set_num_threads(spec.threads)

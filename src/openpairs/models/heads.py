@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from openpairs.models.clip import TINY_MODEL_512
+
 WEIGHTS = Path(__file__).parent / "weights"
 NSFW_FILES = {
     "b32": WEIGHTS / "laion-clip-nsfw-detector" / "clip_autokeras_nsfw_b32_weights.npz",
@@ -26,11 +28,13 @@ AESTHETIC_FILES = {
 }
 # open_clip architecture -> (NSFW head, aesthetic head, embedding dim). The heads were trained on OpenAI
 # CLIP embeddings of these architectures (`choose_heads` applies them to OpenAI's weights only, unless
-# forced); other architectures get no head (null column).
+# forced); other architectures get no head (null column). The demo's random 512-d model stands in for
+# ViT-B-32: it has no OpenAI weights, so its heads run only when forced (the demo forces them and says so).
 HEADS_BY_MODEL: dict[str, tuple[str | None, str | None, int]] = {
     "ViT-B-32": ("b32", "v1-b32", 512),
     "ViT-B-16": (None, "v1-b16", 512),
     "ViT-L-14": ("l14", "v2-l14", 768),
+    TINY_MODEL_512: ("b32", "v1-b32", 512),
 }
 
 Head = Callable[[np.ndarray], np.ndarray]

@@ -1,4 +1,4 @@
-"""Export: the kept samples of a finished pipeline in LAION-400M, LAION-5B or webdataset layout.
+"""Export: the kept samples of a finished pipeline in LAION-400M, LAION-5B, webdataset or TFDS layout.
 
 Writes `<out>/dataset/<format>/`. Parts are evenly sized (`samples_per_shard`) over the samples in key
 order, so the output depends only on the inputs: a re-run rewrites the same bytes, every file is written
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -25,10 +25,11 @@ from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages import export_join as join
 from openpairs.stages import export_parts as parts
+from openpairs.stages.export_tfds import tfds_manifest, write_tfds_part
 from openpairs.stages.export_webdataset import write_tar_part
 from openpairs.stages.tasks import map_tasks
 
-FORMATS = ("laion400m", "laion5b", "webdataset")
+FORMATS = ("laion400m", "laion5b", "webdataset", "tfds")
 DATASET_DIR = "dataset"
 MANIFEST = "_manifest.json"
 LAION5B_GROUPS = ("laion2B-en", "laion2B-multi", "laion1B-nolang")
@@ -38,7 +39,7 @@ LAION5B_GROUPS = ("laion2B-en", "laion2B-multi", "laion1B-nolang")
 class ExportConfig:
     """How to export: the layout, the part size, and whether to write embeddings next to the metadata."""
 
-    format: Literal["laion400m", "laion5b", "webdataset"] = "laion400m"
+    format: Literal["laion400m", "laion5b", "webdataset", "tfds"] = "laion400m"
     samples_per_shard: int = 10_000
     embeddings: bool = True
 
@@ -51,11 +52,14 @@ class ExportConfig:
 
 @dataclass
 class ExportResult:
-    """What an export wrote: its directory, the parts per group and the sample count."""
+    """What an export wrote: its directory, the files and the number of parts per group, the sample count,
+    and what the format adds to the manifest (`tfds`: the builder's num_shards and buildable configs)."""
 
     directory: str
     parts: dict[str, list[str]]
     samples: int
+    part_counts: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def laion400m_table(meta: pa.Table) -> pa.Table:
@@ -97,6 +101,8 @@ def write_part(task: parts.PartTask) -> list[str]:
     views = [parts.read_piece(task, piece) for piece in task.pieces]
     if task.format == "webdataset":
         return write_tar_part(task.directory, views, task.size, task.index)
+    if task.format == "tfds":
+        return write_tfds_part(task.directory, views, task.index, task.embeddings)
     part = parts.concat(views)
     name = f"part-{commit.shard_name(task.index)}"
     path = ofs.join(task.directory, f"{name}.parquet")
@@ -141,8 +147,10 @@ def run_export(out: str, config: ExportConfig, executor: ExecutorConfig | None =
         files[group] += paths
     total = sum(piece.stop - piece.start for _, task in tasks for piece in task.pieces)
     result = {group: _relative(directory, paths) for group, paths in files.items()}
-    _finish(directory, config, result, total)
-    return ExportResult(directory, result, total)
+    extra = {"tfds": tfds_manifest(result[""])} if config.format == "tfds" else {}
+    _finish(directory, config, result, total, extra)
+    counts = {group: sum(g == group for g, _ in tasks) for group in files}
+    return ExportResult(directory, result, total, counts, extra)
 
 
 def _groups(config: ExportConfig) -> tuple[str, ...]:
@@ -176,10 +184,12 @@ def _relative(directory: str, paths: list[str]) -> list[str]:
     return [p[len(prefix) :] if p.startswith(prefix) else p for p in paths]
 
 
-def _finish(directory: str, config: ExportConfig, parts: dict[str, list[str]], total: int) -> None:
+def _finish(
+    directory: str, config: ExportConfig, parts: dict[str, list[str]], total: int, extra: dict[str, Any]
+) -> None:
     """Remove files of an older export that this one did not write, then commit the manifest last."""
     _remove_files(directory, keep={MANIFEST} | {name for names in parts.values() for name in names})
-    manifest = {"format": config.format, "config": asdict(config), "samples": total, "files": parts}
+    manifest = {"format": config.format, "config": asdict(config), "samples": total, "files": parts, **extra}
     commit.write_bytes_atomic(ofs.join(directory, MANIFEST), json.dumps(manifest, indent=1).encode("utf-8"))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from typing import IO, Any
 
@@ -22,7 +23,8 @@ from openpairs.stages import export_join as join
 from openpairs.stages.export_join import ExportInputError, ShardView
 
 
-def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """Append member `name` holding `data`, with fixed headers (mtime 0, uid 0) so the bytes repeat."""
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mtime = 0
@@ -64,9 +66,9 @@ class _PartWriter:
         tar = self._tar or self._open()
         key = str(row["key"])
         ext, data = image
-        _add_member(tar, f"{key}.{ext}", data)
-        _add_member(tar, f"{key}.txt", str(row["caption"]).encode("utf-8"))
-        _add_member(tar, f"{key}.json", join.row_json(row))
+        add_member(tar, f"{key}.{ext}", data)
+        add_member(tar, f"{key}.txt", str(row["caption"]).encode("utf-8"))
+        add_member(tar, f"{key}.json", join.row_json(row))
         self._rows.append(row)
         if len(self._rows) == self.size // 2:
             crashpoints.reached("export.part", self.index)  # this part's tar half written
@@ -105,8 +107,12 @@ class _PartWriter:
             self._stack = None
 
 
-def _copy_view(view: ShardView, writer: _PartWriter) -> None:
-    """Stream one input shard's tar and append its kept samples, in tar order."""
+Sample = tuple[dict[str, Any], tuple[str, bytes], np.ndarray | None, np.ndarray | None]
+
+
+def iter_samples(view: ShardView) -> Iterator[Sample]:
+    """Stream one input shard's tar: (row, (extension, image bytes), img_emb, text_emb) of each kept
+    sample, in tar order; raises when a kept sample has no image or is missing from the tar."""
     rows = view.meta.to_pylist()
     wanted = {str(row["key"]): i for i, row in enumerate(rows)}
     found = 0
@@ -119,7 +125,7 @@ def _copy_view(view: ShardView, writer: _PartWriter) -> None:
             raise ExportInputError(f"{view.tar}: sample {key} has no image member")
         img = view.img_emb[position] if view.img_emb is not None else None
         txt = view.text_emb[position] if view.text_emb is not None else None
-        writer.add(rows[position], image, img, txt)
+        yield rows[position], image, img, txt
         found += 1
     if found != len(wanted):
         raise ExportInputError(f"{view.tar}: {len(wanted) - found} kept sample(s) are not in the tar")
@@ -131,7 +137,8 @@ def write_tar_part(directory: str, views: list[ShardView], size: int, index: int
     try:
         for view in views:
             if len(view):
-                _copy_view(view, writer)
+                for sample in iter_samples(view):
+                    writer.add(*sample)
         writer.close()
     except BaseException:
         writer.abort()
