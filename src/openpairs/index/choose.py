@@ -10,6 +10,7 @@ EXACT_MAX = 20_000  # up to this, exact search takes ~1-2 ms on one core and nee
 HNSW_MAX = 200_000  # HNSW builds slowly; above this, IVF builds far faster on a few cores
 HNSW_M = 32
 ID_BYTES = 8  # one int64 id per vector: in an IVF list, or in the IDMap wrapper's id table
+REV_MAP_BYTES = 40  # IDMap2's id -> position hash map (a std::unordered_map node and bucket; ~26 measured)
 LIST_BYTES = 48  # per IVF list in RAM: two std::vector headers (codes, ids)
 PQ_CENTROIDS = 256  # 8-bit PQ: 256 centroids per sub-quantizer, dim floats per code book in all
 
@@ -51,13 +52,19 @@ def pq_bytes(dim: int, budget_per_vector: float) -> int:
 
 
 def ids_in_lists(factory: str) -> bool:
-    """True when the index keeps ids itself (a plain IVF index); else it is wrapped in IDMap."""
+    """True when the index keeps ids itself (a plain IVF index); else it is wrapped in an id map."""
     return "IVF" in factory and "Refine" not in factory and not factory.startswith("IDMap")
 
 
 def with_ids(factory: str) -> str:
-    """The factory string actually built: IDMap added where the index cannot store ids itself."""
-    return factory if ids_in_lists(factory) or factory.startswith("IDMap") else f"IDMap,{factory}"
+    """The factory string actually built: an id map added where the index cannot store ids itself.
+
+    IDMap2 for exact and HNSW indexes (at most HNSW_MAX vectors): it can also reconstruct a vector by id, which
+    clip-retrieval's back end does for every result. A refined IVF-PQ index keeps the lighter IDMap.
+    """
+    if ids_in_lists(factory) or factory.startswith("IDMap"):
+        return factory
+    return f"IDMap,{factory}" if "IVF" in factory else f"IDMap2,{factory}"
 
 
 def ivf_fixed(nlist: int, dim: int) -> int:
@@ -67,11 +74,12 @@ def ivf_fixed(nlist: int, dim: int) -> int:
 
 def choose_index(count: int, dim: int, memory_budget: int) -> IndexChoice:
     """Exact below EXACT_MAX, else HNSW or IVF (fp16 / PQ with refinement) within the budget."""
-    flat = count * (dim * 4 + ID_BYTES)
+    flat = count * (dim * 4 + ID_BYTES + REV_MAP_BYTES)
     if count <= EXACT_MAX and flat <= memory_budget:
         return IndexChoice("Flat", None, flat)
     # level 0 holds 2M int32 links, upper levels ~M/(M-1) links on average; levels int32, offsets int64
-    hnsw = count * (dim * 4 + (2 * HNSW_M + HNSW_M // (HNSW_M - 1) + 2) * 4 + 8 + ID_BYTES)
+    links = (2 * HNSW_M + HNSW_M // (HNSW_M - 1) + 2) * 4
+    hnsw = count * (dim * 4 + links + 8 + ID_BYTES + REV_MAP_BYTES)
     if count <= HNSW_MAX and hnsw <= memory_budget:
         return IndexChoice(f"HNSW{HNSW_M},Flat", "efSearch", hnsw)
     nlist = nlist_for(count)
