@@ -26,7 +26,7 @@ from openpairs.index.parallel import (
     prepare_parts,
     train_once,
 )
-from openpairs.index.shardset import ShardSet, omp_threads
+from openpairs.index.shardset import ShardSet, omp_threads, store_param
 from openpairs.index.sources import EmbeddingStore, IndexInputError, Sources, discover, is_local
 from openpairs.io import fs
 
@@ -184,6 +184,8 @@ def build_one(
     built.set_param(choice.param, tuned["value"] or 0)
     latency = tune.latency_ms(built, tuned["queries"], tuned["k"])
     built.close()
+    if "file" in files and "data" not in files:  # one self-contained file: it carries its parameter
+        store_param(os.path.join(out, files["file"]), choice.param, tuned["value"] or 0)
     shutil.rmtree(parts)
     progress("tune", 1, 1)
     return {

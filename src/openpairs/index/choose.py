@@ -10,7 +10,6 @@ EXACT_MAX = 20_000  # up to this, exact search takes ~1-2 ms on one core and nee
 HNSW_MAX = 200_000  # HNSW builds slowly; above this, IVF builds far faster on a few cores
 HNSW_M = 32
 ID_BYTES = 8  # one int64 id per vector: in an IVF list, or in the IDMap wrapper's id table
-REV_MAP_BYTES = 40  # IDMap2's id -> position hash map (a std::unordered_map node and bucket; ~26 measured)
 LIST_BYTES = 48  # per IVF list in RAM: two std::vector headers (codes, ids)
 PQ_CENTROIDS = 256  # 8-bit PQ: 256 centroids per sub-quantizer, dim floats per code book in all
 
@@ -59,8 +58,10 @@ def ids_in_lists(factory: str) -> bool:
 def with_ids(factory: str) -> str:
     """The factory string actually built: an id map added where the index cannot store ids itself.
 
-    IDMap2 for exact and HNSW indexes (at most HNSW_MAX vectors): it can also reconstruct a vector by id, which
-    clip-retrieval's back end does for every result. A refined IVF-PQ index keeps the lighter IDMap.
+    IDMap2 for exact and HNSW indexes: it can also reconstruct a vector by id, which clip-retrieval's back end
+    does for every result. Its id -> position map is built in RAM at load and is not in the estimates
+    (which match the file): ~30 bytes a vector, under 8 MB at HNSW_MAX vectors. A refined IVF-PQ index, the
+    kind for the largest counts, keeps the lighter IDMap.
     """
     if ids_in_lists(factory) or factory.startswith("IDMap"):
         return factory
@@ -74,12 +75,11 @@ def ivf_fixed(nlist: int, dim: int) -> int:
 
 def choose_index(count: int, dim: int, memory_budget: int) -> IndexChoice:
     """Exact below EXACT_MAX, else HNSW or IVF (fp16 / PQ with refinement) within the budget."""
-    flat = count * (dim * 4 + ID_BYTES + REV_MAP_BYTES)
+    flat = count * (dim * 4 + ID_BYTES)
     if count <= EXACT_MAX and flat <= memory_budget:
         return IndexChoice("Flat", None, flat)
     # level 0 holds 2M int32 links, upper levels ~M/(M-1) links on average; levels int32, offsets int64
-    links = (2 * HNSW_M + HNSW_M // (HNSW_M - 1) + 2) * 4
-    hnsw = count * (dim * 4 + links + 8 + ID_BYTES + REV_MAP_BYTES)
+    hnsw = count * (dim * 4 + (2 * HNSW_M + HNSW_M // (HNSW_M - 1) + 2) * 4 + 8 + ID_BYTES)
     if count <= HNSW_MAX and hnsw <= memory_budget:
         return IndexChoice(f"HNSW{HNSW_M},Flat", "efSearch", hnsw)
     nlist = nlist_for(count)
