@@ -132,6 +132,8 @@ def test_img2dataset_downloads_our_candidates(
 ) -> None:
     ours = rows_of(sorted(candidates.glob("*.parquet")), ["url", "caption", *CARRIED])
     assert ours and all(row["url"].startswith(web.url + "/") for row in ours)  # nothing leaves 127.0.0.1
+    # written as requested (docs/interop.md): the real pages' raw spaces and non-ASCII characters are encoded
+    assert all(fetchable_by_urllib(row["url"]) for row in ours) and any("%20" in row["url"] for row in ours)
     output = tmp_path / "img2dataset"
     run_img2dataset(venv, candidates, output)
 
@@ -149,13 +151,10 @@ def test_img2dataset_downloads_our_candidates(
 
     by_status = Counter(r["status"] for r in theirs)
     assert by_status["success"] == successes > 0 and by_status["failed_to_download"] > 0
-    raw = [r for r in theirs if not fetchable_by_urllib(r["url"])]
-    assert all(r["status"] == "failed_to_download" for r in raw)  # see docs/interop.md: raw spaces in URLs
     for row in theirs:
-        if fetchable_by_urllib(row["url"]):
-            kind = outcome(original_url(row["url"].removeprefix(web.url)) or "")
-            assert row["status"] == EXPECTED.get(kind, row["status"]), (kind, row)
-            assert kind in EXPECTED or row["status"] != "success"  # garbage, HTML, truncated bytes
+        kind = outcome(original_url(row["url"].removeprefix(web.url)) or "")
+        assert row["status"] == EXPECTED.get(kind, row["status"]), (kind, row)
+        assert kind in EXPECTED or row["status"] != "success"  # garbage, HTML, truncated bytes
 
     samples = tar_samples(output)
     ok = {r["key"]: r for r in theirs if r["status"] == "success"}
@@ -166,5 +165,4 @@ def test_img2dataset_downloads_our_candidates(
         assert meta["hash"] == ok[key]["hash"]
         with Image.open(io.BytesIO(files["jpg"])) as image:  # a real image, as stored
             assert image.size == (meta["width"], meta["height"]) and min(image.size) == 64
-    print(f"img2dataset: {count} candidates, {successes} downloaded, {failed} failed ({len(raw)} for a raw")
-    print(f"space or non-ASCII character in the URL); {dict(by_status)}")
+    print(f"img2dataset: {count} candidates, {successes} downloaded, {failed} failed; {dict(by_status)}")
