@@ -1,12 +1,14 @@
 """clip-retrieval 2.45.0's own back end (`clip-retrieval back`, its own venv) serves the demo's `openpairs index`.
 
-Its /knn-service is queried over HTTP and through its ClipClient, by text (encoded by ITS copy of the demo's
-CLIP, loaded from the demo's local checkpoint) and by embedding; every answer must equal what openpairs' own
+Its /knn-service is queried over HTTP and through its ClipClient, by text and by image (encoded by ITS copy of
+the demo's CLIP, loaded from the demo's local checkpoint) and by embedding; every answer must equal what openpairs' own
 index search returns for the same query vector: ids, urls, captions, keys and similarities.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import socket
@@ -14,6 +16,7 @@ import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +188,20 @@ def test_knn_service_by_embedding_and_text(served: Served) -> None:
         f"clip-retrieval back: {len(embedding_queries(served))} embedding and {2 * len(TEXTS)} text queries, "
         f"{served.ours.dim}-d, {len(served.ours.metadata)} rows: equal to openpairs' search"
     )
+
+
+def test_knn_service_by_image(served: Served) -> None:
+    """An image query, encoded by clip-retrieval's copy of the CLIP, equals ours for the same image bytes."""
+    from PIL import Image
+
+    photos = resources.files("openpairs.demo").joinpath("data/images")
+    photo = next(p for p in sorted(photos.iterdir(), key=lambda p: p.name) if p.name.endswith(".jpg"))
+    data = photo.read_bytes()
+    with Image.open(io.BytesIO(data)) as image:
+        vector = served.clip.encode_images(served.clip.preprocess(image.convert("RGB")).unsqueeze(0))[0]
+    for modality in ("image", "text"):
+        payload = knn_payload(modality, image=base64.b64encode(data).decode())
+        assert_same(post(served.url + "/knn-service", payload), ours_for(served, vector, modality))
 
 
 def test_clip_client(served: Served, venv: Callable[[str], Path]) -> None:
