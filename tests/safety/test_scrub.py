@@ -79,7 +79,8 @@ def _lists(built: PipelineOutput, root: Path) -> tuple[str, ...]:
     # URLs the mini web answers without a redirect or a retry: a dataset does not record those per row, so
     # scrub cannot take them off the shard's `redirects` / `retries` counters (docs/safety.md)
     plain = [row for row in ok if outcome(row["url"]) == outcome(normalise_url(row["url"])) == "image"]
-    spaced = next(row["url"] for row in plain if normalise_url(row["url"]) != row["url"])
+    # listed as its page wrote it (a raw space); the row holds it as requested (%20): one normalised form
+    spaced = next(row["url"] for row in plain if "%20" in row["url"]).replace("%20", " ")
     failed = next(row["url"] for row in rows if row["status"] == "http_404")
     urls = root / "urls.txt"
     urls.write_text(

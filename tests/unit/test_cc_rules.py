@@ -9,10 +9,13 @@ from urllib.parse import urljoin
 
 import numpy as np
 import pyarrow as pa
+from yarl import URL
 
 from openpairs.cc.language import LanguageIdentifier
+from openpairs.cc.resolve import as_requested
 from openpairs.cc.resolve import needs_urljoin as _needs_urljoin
-from openpairs.cc.rules import ORDER, ExtractConfig, apply_rules, clean_alts
+from openpairs.cc.rules import CODE, ORDER, ExtractConfig, apply_rules, clean_alts
+from openpairs.core.status import Status
 from tests.extract.watfiles import ALL_WATS
 
 BASES = [
@@ -76,7 +79,8 @@ def test_fast_resolve_equals_urljoin_on_every_real_relative_url() -> None:
     for base in BASES:
         zeros = np.zeros(len(relative), dtype=np.int64)
         batch = apply_rules(relative, ["an alt"] * len(relative), [base], zeros, ExtractConfig())
-        assert batch.url.to_pylist() == [_scheme_lowered(urljoin(base, u)) for u in relative]
+        joined = pa.array([_scheme_lowered(urljoin(base, u)) for u in relative])
+        assert batch.url.to_pylist() == as_requested(joined, batch.codes == CODE[Status.OK]).to_pylist()
 
 
 def test_urljoin_rows_found_by_byte_scan_are_those_of_the_regex() -> None:
@@ -112,6 +116,25 @@ def test_url_rules() -> None:
     assert _rule("http://x/" + "a" * 2000, "", keep_all)[1] == "url_too_long"
     assert _rule("http://x/a.jpg", "", keep_all, alt="")[1] == "no_alt"
     assert _rule("http://x/a.jpg", "", keep_all, alt=" abc\n")[1] == "alt_too_short"
+
+
+def test_urls_are_written_as_requested() -> None:
+    """A raw space, control or non-ASCII character is percent-encoded as the downloader requests it (urllib,
+    img2dataset's fetcher, refuses the raw form); every real URL still names what the downloader fetched."""
+    config = ExtractConfig()
+    assert _rule("http://x.org/a b/ü.jpg", "", config) == ("http://x.org/a%20b/%C3%BC.jpg", "ok")
+    assert (
+        _rule("img 1.jpg", "http://g.h/with space/page", config)[0] == "http://g.h/with%20space/img%201.jpg"
+    )
+    assert _rule("http://x.org/a%20b.jpg?q=1", "", config)[0] == "http://x.org/a%20b.jpg?q=1"
+    raw = sorted(_real_strings(b"url"))  # absolute and relative, resolved against a real page
+    ruled = apply_rules(raw, ["an alt"] * len(raw), [BASES[0]], np.zeros(len(raw), dtype=np.int64), config)
+    resolved = [_scheme_lowered(u.strip() if "://" in u else urljoin(BASES[0], u.strip())) for u in raw]
+    kept = [(r, u) for r, u, c in zip(resolved, ruled.url.to_pylist(), ruled.codes, strict=True) if c == 0]
+    assert sum(r != u for r, u in kept) > 10  # the real data has such URLs
+    for before, after in kept:
+        assert after.isascii() and not any(c.isspace() or c in '"<>^`{|}' for c in after)
+        assert URL(after) == URL(before)
 
 
 def test_non_string_fields_are_invalid_links() -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from yarl import URL
 
 
 def join_url(base: str, url: str) -> str | None:
@@ -48,6 +49,23 @@ def resolve_relative(url: pa.Array, bases: list[str], page_of: np.ndarray, relat
         fixed = [join_url(bases[pages[i]], u) for i, u in zip(slow, originals, strict=True)]
         joined = replace_rows(joined, slow, fixed)
     return pc.replace_with_mask(url, pa.array(relative), joined)
+
+
+def as_requested(url: pa.Array, rows: np.ndarray) -> pa.Array:
+    """`url` with each of `rows` that holds a space, a control or non-ASCII character or one of "<>\\^`{|}
+    written as an HTTP client requests it (yarl, as the downloader: percent-encoded UTF-8, an IDNA host),
+    so any client can fetch it (urllib refuses a raw space); other rows, and unparsable ones, as they are."""
+    unsafe = np.flatnonzero(rows & mask(pc.match_substring_regex(url, UNSAFE_IN_URL)))
+    if not len(unsafe):
+        return url
+    return replace_rows(url, unsafe, [_requested(u) for u in url.take(pa.array(unsafe)).to_pylist()])
+
+
+def _requested(url: str) -> str:
+    try:
+        return str(URL(url))
+    except (ValueError, TypeError):  # left for the downloader to report as invalid_url
+        return url
 
 
 def replace_rows(values: pa.Array, rows: np.ndarray, replacements: list[str | None]) -> pa.Array:
@@ -92,6 +110,7 @@ def _rows_of(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 
 _TO_END = 2**31  # binary_slice stop past any string
+UNSAFE_IN_URL = r'[^\x21-\x7e]|["<>\\^`{|}]'  # what a browser percent-encodes before requesting a URL
 _DOT, _SLASH, _BACKSLASH = ord("."), ord("/"), ord("\\")
 _QUERY_OR_FRAGMENT = np.frombuffer(b"?#", np.uint8)
 _BAD_LAST = np.frombuffer(b"?#.", np.uint8)

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpairs.cc.resolve import as_requested
 from openpairs.cc.resolve import mask as _mask
 from openpairs.cc.resolve import replace_rows as _replace_rows
 from openpairs.cc.resolve import resolve_relative as _resolve
@@ -87,7 +88,7 @@ def apply_rules(
     caption = clean_alts(alt, config, codes == CODE[Status.OK])
     short = ~_longer_than(caption, config.min_alt_length - 1) & (codes == CODE[Status.OK])
     _mark(codes, short, Status.ALT_TOO_SHORT)
-    return RuledLinks(codes, url, caption)
+    return RuledLinks(codes, as_requested(url, codes == CODE[Status.OK]), caption)
 
 
 def has_no_alt(url: Any, alt: Any) -> bool:

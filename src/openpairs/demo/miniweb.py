@@ -105,10 +105,10 @@ def answer(files: Files, url: str) -> Answer:
         return _image("tiny.jpg", files.special("tiny-48x36.jpg"))
     if kind == "truncated":
         return _image("truncated.jpg", files.special("truncated-640x480.jpg"))
-    if kind == "redirect":
+    if kind == "redirect":  # to the mirror path of the moved URL: any client stays on the mini web
         scheme, rest = url.split("://", 1)
         host, _, path = rest.partition("/")
-        return Answer(302, (("Location", f"{scheme}://{host}{REDIRECTED}/{path}"),), b"")
+        return Answer(302, (("Location", f"/{scheme}/{host}{REDIRECTED}/{path}"),), b"")
     name, data = files.image_for(url)
     if files.captions is not None:
         data = files.captions.render(url.replace(REDIRECTED, "", 1), name, data)

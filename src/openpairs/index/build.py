@@ -26,7 +26,7 @@ from openpairs.index.parallel import (
     prepare_parts,
     train_once,
 )
-from openpairs.index.shardset import ShardSet, omp_threads
+from openpairs.index.shardset import ShardSet, omp_threads, store_param
 from openpairs.index.sources import EmbeddingStore, IndexInputError, Sources, discover, is_local
 from openpairs.io import fs
 
@@ -34,6 +34,8 @@ from openpairs.io import fs
 Progress = Callable[[str, int, int], None]
 INDEX_JSON = "index.json"
 METADATA_FILE = "metadata.arrow"
+# clip-retrieval's back end (`--use_arrow True`) reads every file under <index folder>/metadata/
+METADATA_FOLDER = "metadata"
 TRAIN_POINTS_PER_LIST = 40
 # Measured on this build, so returned and printed but not written to index.json (its bytes repeat).
 MEASURED = ("p50_ms", "p99_ms", "build_seconds", "shards_reused")
@@ -84,7 +86,7 @@ def choice_for(store: EmbeddingStore, config: IndexConfig) -> IndexChoice:
 
 
 def new_index(dim: int, factory: str) -> faiss.Index:
-    """An empty inner-product index of `factory` (IDMap added where needed), ready to train.
+    """An empty inner-product index of `factory` (an id map added where needed), ready to train.
 
     IVF-PQ's polysemous training is switched off: it took 8x the whole PQ training (measured) and only
     serves Hamming-threshold search, which openpairs never uses.
@@ -182,6 +184,8 @@ def build_one(
     built.set_param(choice.param, tuned["value"] or 0)
     latency = tune.latency_ms(built, tuned["queries"], tuned["k"])
     built.close()
+    if "file" in files and "data" not in files:  # one self-contained file: it carries its parameter
+        store_param(os.path.join(out, files["file"]), choice.param, tuned["value"] or 0)
     shutil.rmtree(parts)
     progress("tune", 1, 1)
     return {
@@ -241,6 +245,7 @@ def _build(root: str, out: str, config: IndexConfig, progress: Progress) -> dict
     tmp = os.path.join(out, METADATA_FILE + ".tmp")
     manifest["count"] = write_metadata(sources, tmp, lambda n: progress("metadata", n, 0))
     os.replace(tmp, os.path.join(out, METADATA_FILE))
+    link_metadata_folder(out)
     for modality in ("image", "text") if config.text else ("image",):
         files = sources.npy_files(modality)
         store = EmbeddingStore(files)
@@ -251,6 +256,17 @@ def _build(root: str, out: str, config: IndexConfig, progress: Progress) -> dict
         manifest["indices"][modality] = entry
     _write_json(os.path.join(out, INDEX_JSON), _without_measurements(manifest))
     return manifest
+
+
+def link_metadata_folder(out: str) -> None:
+    """`out/metadata/metadata.arrow`: a relative link to the metadata file, where clip-retrieval's back end
+    looks for it (its Arrow provider reads every file under `metadata/`); the file is not copied."""
+    folder = os.path.join(out, METADATA_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    link = os.path.join(folder, METADATA_FILE)
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.path.join(os.pardir, METADATA_FILE), link)
 
 
 def _without_measurements(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,17 @@ def set_param(index: faiss.Index, name: str | None, value: int) -> None:
         faiss.ParameterSpace().set_index_parameter(index, name, value)
 
 
+def store_param(path: str, name: str | None, value: int) -> None:
+    """Write the tuned search parameter into the index file at `path` (atomically), so that any faiss reader
+    (e.g. `clip-retrieval back`, which has no other source for it) searches as openpairs does."""
+    if name is None:
+        return
+    index = faiss.read_index(path)
+    set_param(index, name, value)
+    faiss.write_index(index, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
 def merge_results(
     distances: list[np.ndarray], ids: list[np.ndarray], k: int
 ) -> tuple[np.ndarray, np.ndarray]:
