@@ -221,3 +221,6 @@ def _remove_files(directory: str, keep: set[str]) -> None:
     for path in fs.find(root):
         if str(path)[len(prefix) :] not in keep:
             fs.rm(path)
+    for path in sorted(fs.find(root, withdirs=True), key=len, reverse=True):  # deepest first
+        if fs.isdir(path) and not fs.ls(path):
+            fs.rmdir(path)  # a folder emptied above (an older export's eval/ split or language group)
