@@ -26,7 +26,7 @@ MODEL_CONFIG = HERE / "openpairs-tiny-train.json"
 MODEL = MODEL_CONFIG.stem
 EVAL_FRACTION = "0.2"
 BATCH_SIZE = 32
-EPOCHS = 30
+EPOCHS = 40
 # "Train Epoch: 3 [ 64/192 (33%)] ... Contrastive_loss: 3.4713 (3.4612) ...": the batch's loss, then the mean
 LOSS_LINE = re.compile(r"Train Epoch: (\d+) \[.*?Contrastive_loss: ([0-9.]+) \(")
 
@@ -77,7 +77,7 @@ def train(bin_dir: Path, export: Path, work: Path) -> TrainedClip:
             str(bin_dir / "python"), str(WRAPPER), str(MODEL_CONFIG), "open_clip_train.main",
             "--dataset-type", "webdataset", "--train-data", brace_pattern(export),
             "--model", MODEL, "--batch-size", str(BATCH_SIZE), "--epochs", str(EPOCHS),
-            "--lr", "3e-3", "--warmup", "20", "--workers", "1", "--device", "cpu", "--seed", "0",
+            "--lr", "2e-3", "--warmup", "20", "--workers", "1", "--device", "cpu", "--seed", "0",
             "--log-every-n-steps", "1", "--save-frequency", "0", "--logs", str(logs), "--name", "openpairs",
         ],
         check=True,
