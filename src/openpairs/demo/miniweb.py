@@ -4,8 +4,6 @@ The downloader's `--mirror URL` sends a request for `https://host/path?q` to `{m
 The mini web answers each such request deterministically from the original URL: a stable hash picks a
 bucket (404, 500, garbage bytes, an HTML page, a tiny image, a truncated image, `X-Robots-Tag: noai`, a
 redirect) or, for most URLs, one bundled photo-like image. So the demo's funnel shows every kind of drop.
-With the demo's captions known (`captions_from`), the photo is picked by the URL's caption, so the same
-words always come with the same picture and a model trained on the demo has a pairing to learn.
 """
 
 from __future__ import annotations
@@ -78,9 +76,9 @@ class Files:
         """A file under images/special/."""
         return resources.files("openpairs.demo").joinpath(f"{IMAGES}/special/{name}").read_bytes()
 
-    def image_for(self, text: str) -> tuple[str, bytes]:
-        """The pool image `text` maps to (a stable hash): a URL's caption where known, else the URL."""
-        digest = int.from_bytes(hashlib.sha256(b"image:" + text.encode("utf-8")).digest()[:8], "big")
+    def image_for(self, url: str) -> tuple[str, bytes]:
+        """The pool image a URL maps to (a stable hash of the URL)."""
+        digest = int.from_bytes(hashlib.sha256(b"image:" + url.encode("utf-8")).digest()[:8], "big")
         return self.pool[digest % len(self.pool)]
 
 
@@ -111,11 +109,9 @@ def answer(files: Files, url: str) -> Answer:
         scheme, rest = url.split("://", 1)
         host, _, path = rest.partition("/")
         return Answer(302, (("Location", f"{scheme}://{host}{REDIRECTED}/{path}"),), b"")
-    original = url.replace(REDIRECTED, "", 1)
-    caption = files.captions.caption(original) if files.captions is not None else None
-    name, data = files.image_for(caption or url)  # a caption always gets the same photo: a learnable pair
+    name, data = files.image_for(url)
     if files.captions is not None:
-        data = files.captions.render(original, name, data)
+        data = files.captions.render(url.replace(REDIRECTED, "", 1), name, data)
     extra = (("X-Robots-Tag", "noai"),) if kind == "noai" else ()
     return _image(name, data, extra)
 
