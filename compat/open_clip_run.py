@@ -26,7 +26,7 @@ MODEL_CONFIG = HERE / "openpairs-tiny-train.json"
 MODEL = MODEL_CONFIG.stem
 EVAL_FRACTION = "0.2"
 BATCH_SIZE = 32
-EPOCHS = 40
+EPOCHS = 60
 # "Train Epoch: 3 [ 64/192 (33%)] ... Contrastive_loss: 3.4713 (3.4612) ...": the batch's loss, then the mean
 LOSS_LINE = re.compile(r"Train Epoch: (\d+) \[.*?Contrastive_loss: ([0-9.]+) \(")
 

