@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from compat.open_clip_run import TrainedClip, export_with_eval_split, train
 from compat.venvs import ROOT, client_venv
 
 
@@ -28,3 +29,10 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def venv() -> Callable[[str], Path]:
     """`venv(name)`: the `bin/` folder of client `name`'s virtualenv (made on first use)."""
     return client_venv
+
+
+@pytest.fixture(scope="session")
+def trained_clip(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedClip:
+    """open_clip's own trainer run once on the demo's webdataset export (see compat/open_clip_run.py)."""
+    work = tmp_path_factory.mktemp("open_clip")
+    return train(client_venv("open_clip_train"), export_with_eval_split(demo_dir, work), work)

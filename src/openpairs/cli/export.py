@@ -16,6 +16,14 @@ FormatOpt = Annotated[
 ]
 PerShardOpt = Annotated[int, typer.Option("--samples-per-shard", help="samples per output part / tar shard")]
 EmbOpt = Annotated[bool, typer.Option("--embeddings/--no-embeddings", help="write img_emb/ and text_emb/")]
+SplitOpt = Annotated[
+    float,
+    typer.Option(
+        "--split-eval",
+        metavar="FRACTION",
+        help="webdataset: hold out this share of the samples (chosen by key) in eval/, laid out for clip_benchmark",
+    ),
+]
 
 
 def export(
@@ -23,6 +31,7 @@ def export(
     format: FormatOpt = "laion400m",
     samples_per_shard: PerShardOpt = 10_000,
     embeddings: EmbOpt = True,
+    split_eval: SplitOpt = 0.0,
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = 0,
     ray_address: RayAddressOpt = None,
@@ -35,7 +44,12 @@ def export(
     from openpairs.stages.export_join import ExportInputError
 
     try:
-        config = ExportConfig(format=format, samples_per_shard=samples_per_shard, embeddings=embeddings)  # type: ignore[arg-type]
+        config = ExportConfig(
+            format=format,  # type: ignore[arg-type]
+            samples_per_shard=samples_per_shard,
+            embeddings=embeddings,
+            split_eval=split_eval,
+        )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     try:

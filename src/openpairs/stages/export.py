@@ -25,6 +25,7 @@ from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages import export_join as join
 from openpairs.stages import export_parts as parts
+from openpairs.stages import export_split as split
 from openpairs.stages.export_tfds import tfds_manifest, write_tfds_part
 from openpairs.stages.export_webdataset import write_tar_part
 from openpairs.stages.tasks import map_tasks
@@ -42,12 +43,17 @@ class ExportConfig:
     format: Literal["laion400m", "laion5b", "webdataset", "tfds"] = "laion400m"
     samples_per_shard: int = 10_000
     embeddings: bool = True
+    split_eval: float = 0.0  # webdataset: the share of samples held out in eval/ (stages.export_split)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"unknown export format {self.format!r}; choose one of {', '.join(FORMATS)}")
         if self.samples_per_shard < 1:
             raise ValueError("samples_per_shard must be at least 1")
+        if not 0.0 <= self.split_eval < 1.0:
+            raise ValueError(f"split_eval must be in [0, 1), got {self.split_eval}")
+        if self.split_eval and self.format != "webdataset":
+            raise ValueError("an eval split (split_eval) is written only by the webdataset format")
 
 
 @dataclass
@@ -100,7 +106,8 @@ def write_part(task: parts.PartTask) -> list[str]:
     """Task: write output part `task.index` from the input shards it overlaps; returns the files."""
     views = [parts.read_piece(task, piece) for piece in task.pieces]
     if task.format == "webdataset":
-        return write_tar_part(task.directory, views, task.size, task.index)
+        name_of = split.tar_name(split.EVAL_GROUP if task.split == split.EVAL else "")
+        return write_tar_part(task.directory, views, task.size, task.index, name_of)
     if task.format == "tfds":
         return write_tfds_part(task.directory, views, task.index, task.embeddings)
     part = parts.concat(views)
@@ -145,16 +152,25 @@ def run_export(out: str, config: ExportConfig, executor: ExecutorConfig | None =
     files: dict[str, list[str]] = {group: [] for group in _groups(config)}
     for (group, _), paths in zip(tasks, written, strict=True):
         files[group] += paths
-    total = sum(piece.stop - piece.start for _, task in tasks for piece in task.pieces)
+    total = sum(_samples(task) for _, task in tasks)
     result = {group: _relative(directory, paths) for group, paths in files.items()}
+    if config.format == "webdataset":
+        layout = split.write_layout(directory, [(group, task.index, _samples(task)) for group, task in tasks])
+        result[""] = result[""] + layout
     extra = {"tfds": tfds_manifest(result[""])} if config.format == "tfds" else {}
     _finish(directory, config, result, total, extra)
     counts = {group: sum(g == group for g, _ in tasks) for group in files}
     return ExportResult(directory, result, total, counts, extra)
 
 
+def _samples(task: parts.PartTask) -> int:
+    return sum(piece.stop - piece.start for piece in task.pieces)
+
+
 def _groups(config: ExportConfig) -> tuple[str, ...]:
-    return LAION5B_GROUPS if config.format == "laion5b" else ("",)
+    if config.format == "laion5b":
+        return LAION5B_GROUPS
+    return ("", split.EVAL_GROUP) if config.split_eval else ("",)
 
 
 def plan_export(
@@ -164,19 +180,32 @@ def plan_export(
     names, with_clip, with_filter = join.pipeline_stages(out)
     if not names:
         raise join.ExportInputError(f"no finished download shards under {ofs.join(out, join.DOWNLOAD_DIR)}")
-    counts = parts.kept_counts(out, names, with_filter, executor)
+    counts = _counts(out, config, names, with_filter, executor)
     flags = {"with_clip": with_clip, "with_filter": with_filter, "embeddings": config.embeddings}
-    tasks = []
-    for index, group in enumerate(_groups(config)):
-        number = index if config.format == "laion5b" else -1
-        kept = [c[number] for c in counts] if number >= 0 else [sum(c) for c in counts]
+    tasks, groups = [], _groups(config)
+    for index, group in enumerate(groups):
+        number = index if len(groups) > 1 else -1  # the group's rows are picked by language or by split
+        kept = [c[index] for c in counts]
         where = ofs.join(directory, group) if group else directory
+        language, split_number = (number, -1) if config.format == "laion5b" else (-1, number)
         for part, pieces in enumerate(parts.plan_pieces(names, kept, config.samples_per_shard)):
             task = parts.PartTask(
-                out, where, config.format, part, pieces, number, size=config.samples_per_shard, **flags
-            )
+                out, where, config.format, part, pieces, language, split_number, config.split_eval,
+                size=config.samples_per_shard, **flags,
+            )  # fmt: skip
             tasks.append((group, task))
     return tasks
+
+
+def _counts(
+    out: str, config: ExportConfig, names: list[str], with_filter: bool, executor: ExecutorConfig
+) -> list[tuple[int, ...]]:
+    """Kept rows of each shard in each of the export's groups: LAION-5B language groups, the splits
+    (TRAIN, EVAL), or the one group of all kept rows."""
+    if config.split_eval:
+        return map_tasks(executor, partial(parts.count_split, out, with_filter, config.split_eval), names)
+    counts = parts.kept_counts(out, names, with_filter, executor)
+    return counts if config.format == "laion5b" else [(sum(c),) for c in counts]
 
 
 def _relative(directory: str, paths: list[str]) -> list[str]:
@@ -202,3 +231,6 @@ def _remove_files(directory: str, keep: set[str]) -> None:
     for path in fs.find(root):
         if str(path)[len(prefix) :] not in keep:
             fs.rm(path)
+    for path in sorted(fs.find(root, withdirs=True), key=len, reverse=True):  # deepest first
+        if fs.isdir(path) and not fs.ls(path):
+            fs.rmdir(path)  # a folder emptied above (an older export's eval/ split or language group)

@@ -22,6 +22,7 @@ from openpairs.io import fs as ofs
 from openpairs.io import listing
 from openpairs.report.aggregates import AGGREGATES_SUFFIX
 from openpairs.stages import export_join as join
+from openpairs.stages.export_split import split_counts, split_of
 from openpairs.stages.tasks import map_tasks
 
 GROUPS = 3  # LAION-5B language groups: 0 English, 1 another language, 2 no language
@@ -47,6 +48,8 @@ class PartTask:
     index: int
     pieces: tuple[Piece, ...]
     group: int = -1  # the LAION-5B language group, -1: every kept sample
+    split: int = -1  # export_split.TRAIN or EVAL (of a webdataset export with an eval split), -1: no split
+    eval_fraction: float = 0.0
     with_clip: bool = True
     with_filter: bool = True
     embeddings: bool = True
@@ -98,16 +101,24 @@ def _counts_from_aggregates(path: str) -> tuple[int, ...]:
 
 def count_kept(out: str, with_filter: bool, name: str) -> tuple[int, ...]:
     """Task: one shard's kept rows by LAION-5B group, from its download (and filter) key columns."""
-    down = join.read_parquet(
-        ofs.join(out, join.DOWNLOAD_DIR, f"{name}.parquet"), ["key", "status", "language"]
-    )
+    groups = [group_of(v) for v in kept_rows(out, with_filter, name, ["language"])["language"].to_pylist()]
+    return tuple(int(n) for n in np.bincount(np.array(groups, dtype=np.int64), minlength=GROUPS))
+
+
+def count_split(out: str, with_filter: bool, fraction: float, name: str) -> tuple[int, int]:
+    """Task: one shard's kept rows in the training shards and in the eval split."""
+    return split_counts(kept_rows(out, with_filter, name, []), fraction)
+
+
+def kept_rows(out: str, with_filter: bool, name: str, columns: list[str]) -> pa.Table:
+    """`key` and `columns` of one shard's kept rows (downloaded, and passed the filter where it ran)."""
+    down = join.read_parquet(ofs.join(out, join.DOWNLOAD_DIR, f"{name}.parquet"), ["key", "status", *columns])
     keep = pc.equal(down["status"], pa.scalar("ok"))
     if with_filter:
         filt = join.read_parquet(ofs.join(out, join.FILTER_DIR, f"{name}.parquet"), columns=["key", "status"])
         ok_keys = filt.filter(pc.equal(filt["status"], pa.scalar("ok")))["key"]
         keep = pc.and_(keep, pc.is_in(down["key"], value_set=ok_keys))
-    groups = [group_of(v) for v in down.filter(keep)["language"].to_pylist()]
-    return tuple(int(n) for n in np.bincount(np.array(groups, dtype=np.int64), minlength=GROUPS))
+    return down.filter(keep).select(["key", *columns])
 
 
 def read_piece(task: PartTask, piece: Piece) -> join.ShardView:
@@ -115,6 +126,8 @@ def read_piece(task: PartTask, piece: Piece) -> join.ShardView:
     view = join.read_view(task.out, piece.name, task.with_clip, task.with_filter, task.embeddings)
     if task.group >= 0:
         view = take_rows(view, np.flatnonzero(language_group(view.meta) == task.group))
+    if task.split >= 0:
+        view = take_rows(view, np.flatnonzero(split_of(view.meta, task.eval_fraction) == task.split))
     if len(view) != piece.count:
         raise join.ExportInputError(
             f"shard {piece.name}: {len(view)} kept samples, but its filter aggregates count {piece.count}: "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from typing import IO, Any
 
@@ -37,10 +37,13 @@ def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 class _PartWriter:
     """Fills output shards of `size` samples one after the other, from shard number `index` on."""
 
-    def __init__(self, directory: str, size: int, index: int = 0) -> None:
+    def __init__(
+        self, directory: str, size: int, index: int = 0, name_of: Callable[[int], str] = commit.shard_name
+    ) -> None:
         self.directory = directory
         self.size = size
         self.index = index
+        self.name_of = name_of
         self.written: list[str] = []
         self.total = 0
         self._stack: ExitStack | None = None
@@ -51,7 +54,7 @@ class _PartWriter:
 
     def _open(self) -> tarfile.TarFile:
         self._stack = ExitStack()
-        path = ofs.join(self.directory, f"{commit.shard_name(self.index)}.tar")
+        path = ofs.join(self.directory, f"{self.name_of(self.index)}.tar")
         handle: IO[bytes] = self._stack.enter_context(commit.atomic_open(path))
         self._tar = self._stack.enter_context(
             tarfile.open(fileobj=handle, mode="w", format=tarfile.GNU_FORMAT)  # noqa: SIM115
@@ -84,7 +87,7 @@ class _PartWriter:
             return
         self._stack.close()
         self._stack, self._tar = None, None
-        name = commit.shard_name(self.index)
+        name = self.name_of(self.index)
         table = pa.Table.from_pylist(self._rows, schema=join.META_SCHEMA)
         parquet = ofs.join(self.directory, f"{name}.parquet")
         commit.write_parquet_atomic(table, parquet)
@@ -131,9 +134,16 @@ def iter_samples(view: ShardView) -> Iterator[Sample]:
         raise ExportInputError(f"{view.tar}: {len(wanted) - found} kept sample(s) are not in the tar")
 
 
-def write_tar_part(directory: str, views: list[ShardView], size: int, index: int) -> list[str]:
-    """Write output shard `index` (at most `size` samples) from `views`; returns the files written."""
-    writer = _PartWriter(directory, size, index)
+def write_tar_part(
+    directory: str,
+    views: list[ShardView],
+    size: int,
+    index: int,
+    name_of: Callable[[int], str] = commit.shard_name,
+) -> list[str]:
+    """Write output shard `index` (at most `size` samples, its files named `name_of(index)`) from `views`;
+    returns the files written."""
+    writer = _PartWriter(directory, size, index, name_of)
     try:
         for view in views:
             if len(view):
