@@ -1,5 +1,6 @@
 """Dataset-wide image dedup (stages/image_dedup.py): the all-pairs groups, the same bytes whatever the
-tasks and executor, a filter that reads only its shard's slice, and a kill inside map and reduce."""
+tasks and executor, a filter that reads only its shard's slice, and a kill inside map, reduce and a star
+round."""
 
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ def _run_in_a_process(out: Path) -> list[str]:
     return [sys.executable, "-c", code, str(out)]
 
 
-def test_killed_inside_map_and_reduce_resumes_to_the_same_bytes(tmp_path: Path) -> None:
+def test_killed_inside_map_reduce_and_a_star_round_resumes_to_the_same_bytes(tmp_path: Path) -> None:
     data = planted(3_000, 32, seed=3)
     reference, out = tmp_path / "reference", tmp_path / "out"
     for folder in (reference, out):
@@ -126,6 +127,8 @@ def test_killed_inside_map_and_reduce_resumes_to_the_same_bytes(tmp_path: Path) 
     assert (scratch / "tree/tree.json").exists() and not (scratch / "map/00002.json").exists()
     run_killed_at(_run_in_a_process(out), "image_dedup.reduce:3", tmp_path)
     assert (scratch / "map/00002.json").exists() and not (scratch / "reduce/00003.json").exists()
+    run_killed_at(_run_in_a_process(out), "image_dedup.large_star:4", tmp_path)
+    assert (scratch / "reduce/00009.json").exists() and not (scratch / "large.0/00004.json").exists()
     run_image_dedup(str(out), config, ONE_TASK)
     assert tree_digests(out, SLICES) == tree_digests(reference, SLICES)
     assert not scratch.exists() and temporaries(out) == []

@@ -28,6 +28,8 @@ POINTS = (
     "clip.commit",  # a shard's embeddings committed, its parquet and stats not
     "image_dedup.map",  # an image dedup map task's rows assigned to leaves, its files not written
     "image_dedup.reduce",  # an image dedup reduce task's edges found, not written
+    "image_dedup.large_star",  # a large-star round's part read, its labels and pairs not written
+    "image_dedup.small_star",  # a small-star round's part read, its pairs not written
     "filter.shard",  # a filter shard computed, not written
     "export.part",  # export parts up to INDEX written, the rest and the manifest not
     "index.add",  # the index trained, vectors being added, nothing written

@@ -4,9 +4,10 @@ Phases (each a set of tasks over files in the output store, resumable by their m
 sample (the rows with the smallest key hashes: the same sample whatever the tasks), train (a k-means tree
 over the sample, leaves of about `leaf_size` rows), map (each embedding to its home leaf and the leaves
 near its boundaries; each sha256 to a hash range), reduce (cosine >= threshold inside each leaf; equal
-sha256 in each range), group (components dataset-wide, group id = smallest key). The result is one slice
-per clip shard, `clip/dup_groups/<i>.parquet` (key, dup_group, method), holding the rows that have a
-duplicate; the filter reads only its shard's slice. The driver holds paths and small numbers only.
+sha256 in each range), star rounds (components dataset-wide, group id = smallest key, each task holding
+one part of the edges), label and slice. The result is one slice per clip shard,
+`clip/dup_groups/<i>.parquet` (key, dup_group, method), holding the rows that have a duplicate; the
+filter reads only its shard's slice. The driver holds paths and small numbers only.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from openpairs.core.stats import ShardStats
 from openpairs.executors import Executor, ExecutorConfig, make_executor
 from openpairs.io import commit
 from openpairs.io import fs as ofs
+from openpairs.stages import image_dedup_group as group
 from openpairs.stages import image_dedup_shuffle as shuffled
+from openpairs.stages import image_dedup_stars as stars
 from openpairs.stages import image_dedup_tasks as tasks
 from openpairs.stages import shuffle
 from openpairs.stages.dedup import clear_folder, clear_scratch
-from openpairs.stages.image_dedup_group import GroupTask, group_rows
 
 SCRATCH = "_scratch/image_dedup"
 DONE_FILE = "_image_dedup.json"
@@ -139,21 +141,38 @@ class _Run:
         """Run every phase; returns the counts (rows, groups, exact, near, capped, oversized...)."""
         counts, samples = self._sample()
         rows = sum(counts)
-        reducers = 0
+        runs = [tuple(self.shards[a:b]) for a, b in shuffle.groups_of(counts, self.config.rows_per_task)]
+        labelled, width = stars.Files(self.settings.scratch, "label", ".parquet", 0), 0
         if rows:
             self._train(samples, rows)
-            reducers = max(1, math.ceil(rows * VISITS_PER_ROW / self.config.rows_per_task))
-            maps = self._map(counts, reducers)
-            reduces = [shuffled.ReduceTask(self.settings, r, len(maps)) for r in range(reducers)]
-            self._phase(shuffled.reduce_rows, reduces, "reduce")
-            self._tally([shuffle.read_marker(t) for t in maps], [shuffle.read_marker(t) for t in reduces])
-        group = GroupTask(self.settings, reducers, tuple(self.shards))
-        self._phase(group_rows, [group], "group")
-        for name, value in shuffle.read_marker(group).items():
-            self.stats.bump(f"{name}_in_groups" if name == "rows" else name, value)
+            parts = max(1, math.ceil(rows * VISITS_PER_ROW / self.config.rows_per_task))
+            width = self._map(runs, parts)
+            labelled = self._components(parts, len(runs))
+            self.stats.bump("reducers", parts)
+        slices = [group.SliceTask(self.settings, i, run, labelled, width) for i, run in enumerate(runs)]
+        self._phase(group.slice_rows, slices, "slice")
         self.stats.bump("images", rows)
-        self.stats.bump("reducers", reducers)
         return self.stats
+
+    def _components(self, parts: int, runs: int) -> stars.Files:
+        """Reduce, star rounds and labels (a task per part each): the labelled rows, one row group per
+        slice task (one per map run, `runs`)."""
+        reduces = [shuffled.ReduceTask(self.settings, r, runs, parts) for r in range(parts)]
+        self._phase(shuffled.reduce_rows, reduces, "reduce")
+        self.stats.bump("oversized_leaf_rows", sum(shuffle.read_marker(t)["oversized"] for t in reduces))
+        scratch = self.settings.scratch
+        edges = stars.Files(scratch, "reduce", ".edges.parquet", parts)
+        rounds = stars.find_components(self._phase, self.settings, edges, parts)
+        nodes = stars.Files(scratch, "reduce", ".nodes.parquet", parts)
+        labels = [group.LabelTask(self.settings, p, nodes, rounds, runs) for p in range(parts)]
+        self._phase(group.label_rows, labels, "label")
+        for name in ("rows", "groups", "exact"):
+            total = sum(shuffle.read_marker(task)[name] for task in labels)
+            self.stats.bump(f"{name}_in_groups" if name == "rows" else name, total)
+        c = self.stats.counters
+        self.stats.bump("near", c["rows_in_groups"] - c["exact"])
+        self.stats.bump("component_rounds", rounds)
+        return stars.Files(scratch, "label", ".parquet", parts)
 
     def _sample(self) -> tuple[list[int], list[str]]:
         """Rows with an image per clip shard, and the sample files."""
@@ -181,17 +200,17 @@ class _Run:
         self._phase(tasks.train_tree, [train], "tree")
         self.stats.bump("leaves", shuffle.read_marker(train)["leaves"])
 
-    def _map(self, counts: list[int], reducers: int) -> list[shuffled.MapTask]:
-        """Map tasks over runs of shards of about rows_per_task rows."""
-        groups = shuffle.groups_of(counts, self.config.rows_per_task)
-        maps = [
-            shuffled.MapTask(self.settings, i, tuple(self.shards[a:b]), reducers)
-            for i, (a, b) in enumerate(groups)
-        ]
+    def _map(self, runs: list[tuple[int, ...]], reducers: int) -> int:
+        """Map tasks over runs of shards of about rows_per_task rows; the width of every key."""
+        maps = [shuffled.MapTask(self.settings, i, run, reducers) for i, run in enumerate(runs)]
         self._phase(shuffled.map_rows, maps, "map")
-        return maps
-
-    def _tally(self, maps: list[dict[str, Any]], reduces: list[dict[str, Any]]) -> None:
-        for name in ("assigned", "capped"):
-            self.stats.bump(f"{name}_rows" if name == "capped" else "leaf_visits", sum(m[name] for m in maps))
-        self.stats.bump("oversized_leaf_rows", sum(r["oversized"] for r in reduces))
+        group.write_runs(self.settings, runs)
+        records = [shuffle.read_marker(task) for task in maps]
+        widths = sorted({width for record in records for width in record["widths"]})
+        if len(widths) != 1:
+            raise ValueError(
+                f"image dedup needs keys of one width (fixed-width numbers), found widths {widths}"
+            )
+        self.stats.bump("leaf_visits", sum(r["assigned"] for r in records))
+        self.stats.bump("capped_rows", sum(r["capped"] for r in records))
+        return widths[0]

@@ -2,8 +2,9 @@
 
 A map task writes two files whose row group r is reducer r's share: its rows by leaf (contiguous leaf
 runs per reducer, with the embedding) and by sha256 hash range. A reducer turns its leaves' near pairs and
-its range's equal sha256s into forest edges (key → smallest key of its local component). The group task
-(image_dedup_group.py) joins them dataset-wide.
+its range's equal sha256s into forest edges (key → smallest key of its local component) and writes them,
+and the rows they join, split by a hash of the key for the star rounds (image_dedup_stars.py) that join
+them dataset-wide.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from openpairs.core import crashpoints
 from openpairs.io import commit
 from openpairs.io import fs as ofs
 from openpairs.stages import image_dedup_pairs as pairs
+from openpairs.stages import image_dedup_stars as stars
 from openpairs.stages import image_dedup_tree as tree
 from openpairs.stages import shuffle
 from openpairs.stages.image_dedup_tasks import (
@@ -32,9 +34,8 @@ from openpairs.stages.image_dedup_tasks import (
 
 ASSIGN_BATCH = 65_536  # rows descended together: one matrix product per touched node per batch
 EDGE_SCHEMA = pa.schema(
-    [("key", pa.string()), ("key_int", pa.int64()), ("shard", pa.int64()), ("root_int", pa.int64()),
-     ("exact", pa.bool_())]
-)  # fmt: skip
+    [("key_int", pa.int64()), ("shard", pa.int64()), ("root_int", pa.int64()), ("exact", pa.bool_())]
+)
 
 
 def _name(folder: str, settings: Settings, index: int, suffix: str) -> str:
@@ -56,7 +57,7 @@ class MapTask:
 
     @property
     def marker(self) -> str:
-        """Done marker: {"rows", "assigned" (rows x leaves), "capped"}."""
+        """Done marker: {"rows", "assigned" (rows x leaves), "capped", "widths" (of the keys)}."""
         return _name("map", self.settings, self.index, ".json")
 
 
@@ -78,13 +79,18 @@ def map_rows(task: MapTask) -> None:
     for kind, (table, part) in (("near", near), ("exact", exact)):
         _write_parts(task.output(kind), table, part, task.reducers)
     record = {"rows": len(rows.numbers), "assigned": near[0].num_rows, "capped": capped}
-    shuffle.write_marker(task.marker, record)
+    shuffle.write_marker(task.marker, record | {"widths": _widths(rows.keys)})
+
+
+def _widths(keys: pa.Array) -> list[int]:
+    """The distinct lengths of the keys (one, for fixed-width keys): a group id is a key number padded."""
+    return sorted(set(pc.utf8_length(keys).unique().to_pylist()))
 
 
 def _by_leaf(
     task: MapTask, built: tree.Tree, rows: ShardRows, shard: np.ndarray
 ) -> tuple[tuple[pa.Table, np.ndarray], int]:
-    """The rows once per leaf they visit (key, shard, leaf, home, embedding), in reducer order."""
+    """The rows once per leaf they visit (key_int, shard, leaf, home, embedding), in reducer order."""
     margin = tree.margin_for(task.settings.threshold)
     placed, capped = [], 0
     for start in range(0, max(1, len(rows.numbers)), ASSIGN_BATCH):  # once at least: arrays of the right type
@@ -96,7 +102,6 @@ def _by_leaf(
     row, leaf, home = row[order], leaf[order], home[order]
     table = pa.table(
         {
-            "key": rows.keys.take(pa.array(row)),
             "key_int": pa.array(rows.numbers[row]),
             "shard": pa.array(shard[row]),
             "leaf": pa.array(leaf.astype(np.int64)),
@@ -108,15 +113,13 @@ def _by_leaf(
 
 
 def _by_sha(task: MapTask, rows: ShardRows, shard: np.ndarray) -> tuple[pa.Table, np.ndarray]:
-    """The rows with a sha256 (key, shard, its 128-bit hash), in reducer (hash range) order."""
+    """The rows with a sha256 (key_int, shard, its 128-bit hash), in reducer (hash range) order."""
     known = np.asarray(pc.is_valid(rows.sha).to_numpy(zero_copy_only=False), dtype=bool)
-    where = pa.array(np.flatnonzero(known))
     hashes = shuffle.hash_keys(rows.sha.filter(pa.array(known)))
     part = shuffle.range_of(hashes, task.reducers)
     order = pa.array(np.argsort(part, kind="stable"))
     table = pa.table(
         {
-            "key": rows.keys.take(where),
             "key_int": pa.array(rows.numbers[known]),
             "shard": pa.array(shard[known]),
             "sha": hashes,
@@ -157,11 +160,12 @@ class ReduceTask:
     settings: Settings
     index: int
     maps: int
+    parts: int  # the star rounds' parts
 
-    @property
-    def output(self) -> str:
-        """Edges (key, key_int, shard, root_int, exact)."""
-        return _name("reduce", self.settings, self.index, ".parquet")
+    def output(self, kind: str) -> str:
+        """The rows in a component ("nodes": key_int, shard, exact) or its edges in both directions
+        ("edges": node, nbr), one row group per part."""
+        return _name("reduce", self.settings, self.index, f".{kind}.parquet")
 
     @property
     def marker(self) -> str:
@@ -177,7 +181,15 @@ def reduce_rows(task: ReduceTask) -> None:
         near_edges, oversized = _near_edges(task.settings, near)
     edges = pa.concat_tables([near_edges, _exact_edges(exact)])
     crashpoints.reached("image_dedup.reduce", task.index)
-    commit.write_parquet_atomic(edges, task.output)
+    numbers = edges["key_int"].to_numpy()
+    stars.write_parted(
+        task.output("nodes"), edges.drop_columns(["root_int"]), stars.part_of(numbers, task.parts), task.parts
+    )
+    linked = numbers != edges["root_int"].to_numpy()
+    pairs = stars.both_ways(numbers[linked], edges["root_int"].to_numpy()[linked])
+    stars.write_parted(
+        task.output("edges"), pairs, stars.part_of(pairs["node"].to_numpy(), task.parts), task.parts
+    )
     record = {"near_rows": near.num_rows, "exact_rows": exact.num_rows, "edges": edges.num_rows}
     shuffle.write_marker(task.marker, record | {"oversized": oversized})
 
@@ -235,7 +247,6 @@ def _members(table: pa.Table, numbers: np.ndarray, a: np.ndarray, b: np.ndarray,
     rows = pa.array(first[members])
     return pa.table(
         {
-            "key": table["key"].take(rows),
             "key_int": pa.array(nodes[members]),
             "shard": table["shard"].take(rows),
             "root_int": pa.array(nodes[label[members]]),
