@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from openpairs.core import crashpoints
 from openpairs.io import commit
@@ -77,7 +76,7 @@ def map_rows(task: MapTask) -> None:
     exact = _by_sha(task, rows, shard)
     crashpoints.reached("image_dedup.map", task.index)
     for kind, (table, part) in (("near", near), ("exact", exact)):
-        _write_parts(task.output(kind), table, part, task.reducers)
+        stars.write_parted(task.output(kind), table, part, task.reducers)
     record = {"rows": len(rows.numbers), "assigned": near[0].num_rows, "capped": capped}
     shuffle.write_marker(task.marker, record | {"widths": _widths(rows.keys)})
 
@@ -142,17 +141,6 @@ def _emb_values(column: pa.Array) -> np.ndarray:
     return flat[array.offset * dim :].reshape(-1, dim)
 
 
-def _write_parts(path: str, table: pa.Table, part: np.ndarray, reducers: int) -> None:
-    """One row group per reducer (rows already in reducer order)."""
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=reducers))])
-    with (
-        commit.atomic_open(path) as handle,
-        pq.ParquetWriter(handle, table.schema, compression=shuffle.SCRATCH_COMPRESSION) as writer,
-    ):
-        for reducer in range(reducers):
-            writer.write_table(table.slice(bounds[reducer], bounds[reducer + 1] - bounds[reducer]))
-
-
 @dataclass(frozen=True)
 class ReduceTask:
     """Turn the near pairs of a run of leaves and the equal sha256s of a hash range into forest edges."""
@@ -196,11 +184,7 @@ def reduce_rows(task: ReduceTask) -> None:
 
 def _share(task: ReduceTask, kind: str) -> pa.Table:
     """Row group `index` of every map task's `kind` file, one file open at a time."""
-    shares = []
-    for index in range(task.maps):
-        with ofs.open_file(_name("map", task.settings, index, f".{kind}.parquet"), "rb") as handle:
-            shares.append(pq.ParquetFile(handle).read_row_group(task.index))
-    return pa.concat_tables(shares).combine_chunks()
+    return stars.Files(task.settings.scratch, "map", f".{kind}.parquet", task.maps).read_part(task.index)
 
 
 def _near_edges(settings: Settings, near: pa.Table) -> tuple[pa.Table, int]:

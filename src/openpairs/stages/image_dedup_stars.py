@@ -43,9 +43,11 @@ def part_of(nodes: np.ndarray, parts: int) -> np.ndarray:
 
 
 def write_parted(path: str, table: pa.Table, part: np.ndarray, parts: int) -> None:
-    """Write `table` with one row group per part, row group p holding the rows whose part is p."""
-    order = pa.array(np.argsort(part, kind="stable"))
-    table = table.take(order)
+    """Write `table` with one row group per part, row group p holding the rows whose part is p (in their
+    order; a table already in part order is not copied)."""
+    if np.any(part[1:] < part[:-1]):
+        order = np.argsort(part, kind="stable")
+        table, part = table.take(pa.array(order)), part[order]
     bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=parts))])
     with (
         commit.atomic_open(path) as handle,
@@ -68,9 +70,10 @@ class Files:
         """File `index`."""
         return ofs.join(self.scratch, self.folder, f"{commit.shard_name(index)}{self.suffix}")
 
-    def read_part(self, part: int, schema: pa.Schema) -> pa.Table:
-        """Row group `part` of every file, one file open at a time."""
-        shares = [schema.empty_table()]
+    def read_part(self, part: int, schema: pa.Schema | None = None) -> pa.Table:
+        """Row group `part` of every file, one file open at a time (`schema`: of the result when there
+        are no files)."""
+        shares = [] if schema is None else [schema.empty_table()]
         for index in range(self.count):
             with ofs.open_file(self.path(index), "rb") as handle:
                 shares.append(pq.ParquetFile(handle).read_row_group(part))
