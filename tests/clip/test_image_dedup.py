@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from openpairs.executors import ExecutorConfig
 from openpairs.stages.clip_dedup import dup_groups
@@ -132,3 +133,12 @@ def test_killed_inside_map_reduce_and_a_star_round_resumes_to_the_same_bytes(tmp
     run_image_dedup(str(out), config, ONE_TASK)
     assert tree_digests(out, SLICES) == tree_digests(reference, SLICES)
     assert not scratch.exists() and temporaries(out) == []
+
+
+def test_keys_of_different_widths_stop_with_a_message(tmp_path: Path) -> None:
+    data = planted(400, 16, seed=4)
+    keys = [key if row < 200 else key[1:] for row, key in enumerate(data.keys)]  # shard 1: one digit fewer
+    write_clip_shards(str(tmp_path), Planted(keys, data.emb, data.sha, data.has_image), shard_rows=200)
+    with pytest.raises(ValueError, match=r"keys of one width .* found widths \[10, 11\]"):
+        run_image_dedup(str(tmp_path), ImageDedupConfig(), ONE_TASK)
+    assert not (tmp_path / "clip" / "dup_groups" / "_image_dedup.json").exists()
