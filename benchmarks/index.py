@@ -30,6 +30,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale_dedup import PeakSampler
+
 DATA = Path(os.environ.get("DATA", Path.home() / ".cache/openpairs-bench/data")) / "index_bench"
 PEERS = Path(os.environ.get("PEERS", Path.home() / ".cache/openpairs-bench/peers"))
 SHARD_ROWS = 100_000
@@ -69,14 +72,12 @@ def make_data(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from openpairs.index.sources import EmbeddingStore
-    from openpairs.index.tune import exact_knn
-
     stamp = root / "params.json"
     params = {"n": n, "dim": dim, "clusters": clusters, "spread": spread, "queries": queries, "seed": seed}
     if families:
         params["families"] = families
     if stamp.exists() and json.loads(stamp.read_text()) == params:
+        _ground_truth(root)
         return
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
@@ -101,11 +102,23 @@ def make_data(
             {"url": [f"http://example.invalid/{i}.jpg" for i in ids], "caption": [f"item {i}" for i in ids]}
         )
         pq.write_table(table, root / "metadata" / f"metadata_{shard}.parquet")
-    held_out = draw(queries)
-    store = EmbeddingStore(sorted(str(p) for p in (root / "img_emb").glob("*.npy")))
-    np.save(root / "queries.npy", held_out)
-    np.save(root / "truth.npy", exact_knn(store, held_out, K))
+    np.save(root / "queries.npy", draw(queries))
     stamp.write_text(json.dumps(params))
+    _ground_truth(root)
+
+
+def _ground_truth(root: Path) -> None:
+    """The queries' exact top-10 ids, numbering the rows in the order `openpairs index` reads the files
+    (img_emb_0, img_emb_1, ..., img_emb_10: by number, not by name)."""
+    from openpairs.index.sources import EmbeddingStore, discover
+    from openpairs.index.tune import exact_knn
+
+    stamp = root / "truth.json"
+    files = discover(str(root)).npy_files("image")
+    if stamp.exists() and json.loads(stamp.read_text()) == {"files": files}:
+        return
+    np.save(root / "truth.npy", exact_knn(EmbeddingStore(files), np.load(root / "queries.npy"), K))
+    stamp.write_text(json.dumps({"files": files}))
 
 
 def measure(index: Any, queries: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -172,7 +185,8 @@ def run_openpairs(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         executor=ExecutorConfig(workers=args.workers),
     )
     started = time.perf_counter()
-    manifest = build_index(str(root), str(out), config)
+    with PeakSampler(os.getpid(), every=0.5, field="RssAnon") as own:
+        manifest = build_index(str(root), str(out), config)
     total = time.perf_counter() - started
     builder_rss = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -193,7 +207,8 @@ def run_openpairs(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         **probe,
         "build_s": entry["build_seconds"],
         "total_s": total,
-        "builder_peak_rss": builder_rss * 1024,
+        "builder_peak_rss": builder_rss * 1024,  # with the file pages it maps (the index being merged)
+        "builder_anon_peak": own.summary(),  # its own memory (RssAnon), MB: driver, largest worker, sum
         "index": entry["factory"],
         "param": f"{entry['param']}={entry['value']}",
         "tuned_recall_on_sample": entry["recall_at_10"],

@@ -75,13 +75,14 @@ def _tree(root: int) -> list[int]:
     return found
 
 
-def _rss(pid: int) -> int:
-    """Resident set size in bytes (0 when the process is gone)."""
+def _rss(pid: int, field: str = "VmRSS") -> int:
+    """Resident set size in bytes (0 when the process is gone); `field` RssAnon: its own memory only,
+    without the file pages it maps."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
-    line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "VmRSS: 0 kB")
+    line = next((line for line in status.splitlines() if line.startswith(f"{field}:")), f"{field}: 0 kB")
     return int(line.split()[1]) * 1024
 
 
@@ -89,8 +90,8 @@ class PeakSampler:
     """Samples the RSS of a process and all its descendants every `every` seconds (from /proc): each
     process's peak, and the peak of their sum."""
 
-    def __init__(self, root: int, every: float = 0.1) -> None:
-        self.root, self.every = root, every
+    def __init__(self, root: int, every: float = 0.1, field: str = "VmRSS") -> None:
+        self.root, self.every, self.field = root, every, field
         self.peaks: dict[int, int] = {}
         self.tree_peak = 0
         self._stop = threading.Event()
@@ -106,7 +107,7 @@ class PeakSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            sizes = {pid: _rss(pid) for pid in _tree(self.root)}
+            sizes = {pid: _rss(pid, self.field) for pid in _tree(self.root)}
             for pid, rss in sizes.items():
                 self.peaks[pid] = max(self.peaks.get(pid, 0), rss)
             self.tree_peak = max(self.tree_peak, sum(sizes.values()))
