@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from openpairs.executors import ExecutorConfig
 from openpairs.index.build import IndexConfig, build_index, new_index
-from openpairs.index.choose import choose_index
+from openpairs.index.choose import choose_index, memory_of
 from openpairs.index.search import Filters, SearchIndex
 from openpairs.serve.app import create_app
 from openpairs.serve.config import ServeConfig
@@ -112,6 +112,13 @@ def test_choose_index_estimate_matches_the_built_size() -> None:
     finally:
         faiss.omp_set_num_threads(threads)
     assert seen == {"Flat", "SQfp16", "Refine(SQ8)", "PQ16"}
+    for factory in ("IVF64,SQ8", "IVF64,PQ8"):  # forced factories are counted the same way
+        index = new_index(64, factory)
+        index.train(vectors[:5000])
+        index.add_with_ids(vectors[:20_000], np.arange(20_000))
+        measured = len(faiss.serialize_index(index))
+        assert abs(memory_of(factory, 20_000, 64) - measured) <= 0.03 * measured, (factory, measured)
+    assert memory_of("OPQ16_64,IVF64,PQ16", 20_000, 64) == 0  # a layout not counted says so
     six_billion = choose_index(6_000_000_000, 512, 256 * GIB)  # LAION-5B scale, ViT-B/32
     assert six_billion.memory <= 256 * GIB and six_billion.nlist == 131072
     with pytest.raises(ValueError, match="do not fit"):

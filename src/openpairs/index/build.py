@@ -15,7 +15,7 @@ import faiss
 
 from openpairs.executors import ExecutorConfig
 from openpairs.index import tune
-from openpairs.index.choose import IndexChoice, choose_index, ids_in_lists, with_ids
+from openpairs.index.choose import IndexChoice, choose_index, ids_in_lists, memory_of, with_ids
 from openpairs.index.metadata import write_metadata
 from openpairs.index.parallel import (
     AddTask,
@@ -77,7 +77,8 @@ def choice_for(store: EmbeddingStore, config: IndexConfig) -> IndexChoice:
     else:
         param = "nprobe" if "IVF" in config.factory else "efSearch" if "HNSW" in config.factory else None
         match = re.search(r"IVF(\d+)", config.factory)
-        choice = IndexChoice(config.factory, param, 0, int(match.group(1)) if match else 0)
+        memory = memory_of(config.factory, store.count, store.dim)
+        choice = IndexChoice(config.factory, param, memory, int(match.group(1)) if match else 0)
     if config.layout == "merged" and config.shards > 1 and not ids_in_lists(choice.factory):
         raise IndexInputError(
             f"--layout merged needs a plain IVF index, not {choice.factory}: use --layout sharded"

@@ -73,30 +73,49 @@ def ivf_fixed(nlist: int, dim: int) -> int:
     return nlist * (dim * 4 + LIST_BYTES)
 
 
+def memory_of(factory: str, count: int, dim: int) -> int:
+    """Bytes of a `factory` index holding `count` vectors of `dim` (ids, list headers, centroids, code books
+    and the refine copy included); 0 for a layout not counted here (OPQ, an HNSW coarse quantizer...)."""
+    if factory == "Flat":
+        return count * (dim * 4 + ID_BYTES)
+    if hnsw := re.fullmatch(r"HNSW(\d+),Flat", factory):
+        m = int(hnsw.group(1))  # level 0 holds 2M int32 links, upper levels ~M/(M-1); levels, offsets
+        return count * (dim * 4 + (2 * m + m // (m - 1) + 2) * 4 + 8 + ID_BYTES)
+    ivf = re.fullmatch(r"IVF(\d+),(SQfp16|SQ8|PQ(\d+)(,Refine\(SQ8\))?)", factory)
+    if not ivf:
+        return 0
+    fixed, codes, ranges = ivf_fixed(int(ivf.group(1)), dim), ivf.group(2), 2 * dim * 4  # SQ8: min, range
+    if codes == "SQfp16":
+        return count * (dim * 2 + ID_BYTES) + fixed
+    if codes == "SQ8":
+        return count * (dim + ID_BYTES) + fixed + ranges
+    m, codebooks = int(ivf.group(3)), PQ_CENTROIDS * dim * 4
+    if ivf.group(4):  # IVF list ids + IDMap ids + an SQ8 copy to re-rank
+        return count * (m + dim + 2 * ID_BYTES) + fixed + codebooks + ranges
+    return count * (m + ID_BYTES) + fixed + codebooks
+
+
 def choose_index(count: int, dim: int, memory_budget: int) -> IndexChoice:
     """Exact below EXACT_MAX, else HNSW or IVF (fp16 / PQ with refinement) within the budget."""
-    flat = count * (dim * 4 + ID_BYTES)
+    flat = memory_of("Flat", count, dim)
     if count <= EXACT_MAX and flat <= memory_budget:
         return IndexChoice("Flat", None, flat)
-    # level 0 holds 2M int32 links, upper levels ~M/(M-1) links on average; levels int32, offsets int64
-    hnsw = count * (dim * 4 + (2 * HNSW_M + HNSW_M // (HNSW_M - 1) + 2) * 4 + 8 + ID_BYTES)
+    hnsw = memory_of(f"HNSW{HNSW_M},Flat", count, dim)
     if count <= HNSW_MAX and hnsw <= memory_budget:
         return IndexChoice(f"HNSW{HNSW_M},Flat", "efSearch", hnsw)
     nlist = nlist_for(count)
     fixed = ivf_fixed(nlist, dim)
-    ivf_fp16 = count * (dim * 2 + ID_BYTES) + fixed
+    ivf_fp16 = memory_of(f"IVF{nlist},SQfp16", count, dim)
     if ivf_fp16 <= memory_budget:
         return IndexChoice(f"IVF{nlist},SQfp16", "nprobe", ivf_fp16, nlist)
-    codebooks = PQ_CENTROIDS * dim * 4
-    # refined: IVF list ids + IDMap ids + an SQ8 copy (dim bytes, 2*dim floats of ranges) to re-rank
-    refined_fixed = fixed + codebooks + 2 * dim * 4
+    refined_fixed = fixed + PQ_CENTROIDS * dim * 4 + 2 * dim * 4
     per_vector = (memory_budget - refined_fixed) / max(count, 1) - dim - 2 * ID_BYTES
     if per_vector >= 8:
-        m = pq_bytes(dim, per_vector)
-        memory = count * (m + dim + 2 * ID_BYTES) + refined_fixed
-        return IndexChoice(f"IVF{nlist},PQ{m},Refine(SQ8)", "nprobe", memory, nlist)
+        factory = f"IVF{nlist},PQ{pq_bytes(dim, per_vector)},Refine(SQ8)"
+        return IndexChoice(factory, "nprobe", memory_of(factory, count, dim), nlist)
+    codebooks = PQ_CENTROIDS * dim * 4
     m = pq_bytes(dim, max((memory_budget - fixed - codebooks) / max(count, 1) - ID_BYTES, 4))
-    memory = count * (m + ID_BYTES) + fixed + codebooks
+    memory = memory_of(f"IVF{nlist},PQ{m}", count, dim)
     if memory > memory_budget:
         raise ValueError(
             f"{count:,} vectors of dim {dim} do not fit in {memory_budget:,} bytes: they need {memory:,} "
