@@ -6,10 +6,11 @@ of the key, in both directions. The components are found by alternating large-st
 - large-star, at each key u: every larger neighbour v is linked to m(u), the smallest of u and its
   neighbours;
 - small-star, at each key u: u and every smaller neighbour are linked to the smallest of them.
-Both keep every component connected and never add edges, and they end with every component a star around
-its smallest key. A large-star task counts the keys that are not yet settled (a key with both smaller and
-larger neighbours, or with two smaller ones); when no task counts one, the graph is those stars and the
-round's labels (each key's m(u)) are final. Rounds grow with the log of the longest chain, not with rows.
+Both keep every component connected and never increase the number of edges, and together they end with
+every component a star around its smallest key. A large-star task counts the keys that are not yet
+settled (a key with both smaller and larger neighbours, or with two smaller ones); when no task counts
+one, the graph is those stars and the round's labels (each key's m(u)) are final. The rounds needed grow
+with the size of the largest component (O(log^2 n) at most, far fewer in practice), not with the rows.
 """
 
 from __future__ import annotations
