@@ -11,7 +11,7 @@ the same way: recall@10 of the held-out queries, p50/p99 of one-query-at-a-time 
     .venv/bin/python benchmarks/index.py --n 1000000        # the full run (~10 min on 2 cores)
     .venv/bin/python benchmarks/index.py --n 100000 --skip-autofaiss   # a quick one
     .venv/bin/python benchmarks/index.py --n 10000000 --skip-autofaiss --shards 8 --workers 2 \
-        --factory IVF8192,SQfp16 --layout merged --memory-budget 16G     # the 10M run (float16 inputs)
+        --layout merged --memory-budget 16G     # the 10M run (float16 inputs; ~20 min on 2 cores)
 
 openpairs is also measured as `serve` runs it: a fresh process loads the index (memory-mapped) and answers
 every query; its RSS after loading and after the queries, and the builder's peak RSS, are reported.
