@@ -83,7 +83,7 @@ def map_rows(task: MapTask) -> None:
 
 def _widths(keys: pa.Array) -> list[int]:
     """The distinct lengths of the keys (one, for fixed-width keys): a group id is a key number padded."""
-    return sorted(set(pc.utf8_length(keys).unique().to_pylist()))
+    return sorted(pc.utf8_length(keys).unique().to_pylist())
 
 
 def _by_leaf(
@@ -169,12 +169,12 @@ def reduce_rows(task: ReduceTask) -> None:
         near_edges, oversized = _near_edges(task.settings, near)
     edges = pa.concat_tables([near_edges, _exact_edges(exact)])
     crashpoints.reached("image_dedup.reduce", task.index)
-    numbers = edges["key_int"].to_numpy()
+    numbers, roots = edges["key_int"].to_numpy(), edges["root_int"].to_numpy()
     stars.write_parted(
         task.output("nodes"), edges.drop_columns(["root_int"]), stars.part_of(numbers, task.parts), task.parts
     )
-    linked = numbers != edges["root_int"].to_numpy()
-    pairs = stars.both_ways(numbers[linked], edges["root_int"].to_numpy()[linked])
+    linked = numbers != roots
+    pairs = stars.both_ways(numbers[linked], roots[linked])
     stars.write_parted(
         task.output("edges"), pairs, stars.part_of(pairs["node"].to_numpy(), task.parts), task.parts
     )
