@@ -18,7 +18,7 @@ from openpairs.stages.image_dedup_pairs import components
 from openpairs.stages.image_dedup_tasks import Settings
 
 
-def _graph(seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+def _graph(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Key numbers far apart, joined as: a 600-key chain in shuffled key order, a 400-key star whose centre
     is its largest key, and 300 random edges among 2,000 keys."""
     rng = np.random.default_rng(seed)
@@ -29,7 +29,7 @@ def _graph(seed: int) -> tuple[np.ndarray, np.ndarray, int]:
     a = np.concatenate([chain[:-1], np.full(399, 999), loose[:, 0]])
     b = np.concatenate([chain[1:], star[:-1], loose[:, 1]])
     keep = a != b
-    return keys[a[keep]], keys[b[keep]], len(keys)
+    return keys[a[keep]], keys[b[keep]]
 
 
 def _write_edges(scratch: str, a: np.ndarray, b: np.ndarray, files: int, parts: int) -> stars.Files:
@@ -54,7 +54,7 @@ def _labels(settings: Settings, rounds: int, parts: int) -> dict[int, int]:
 def test_components_equal_the_in_memory_components(
     tmp_path: Path, files: int, parts: int, workers: int
 ) -> None:
-    a, b, _ = _graph(seed=parts)
+    a, b = _graph(seed=parts)
     settings = Settings(str(tmp_path / "out"), str(tmp_path / "scratch"), 0.95, 2, 4096)
     edges = _write_edges(settings.scratch, a, b, files, parts)
     runner = make_executor(ExecutorConfig(workers=workers))
