@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
 
+from openpairs.net.body import DRAIN_SECONDS
 from openpairs.net.config import FetchConfig, FetchResult
 from openpairs.net.fetch import Fetcher, mirror_url, unmirror_url
 from tests.fixtures.images import fixture_bytes
@@ -103,6 +105,33 @@ def test_retries_transient_errors_but_not_404(image_server: ImageServer) -> None
     assert throttled.status == "ok" and throttled.attempts == 3  # waited Retry-After: 1 twice
     assert missing.status == "http_404" and image_server.count("/status/404") == 1
     assert server_error.status == "http_503" and image_server.count("/status/503") == 3
+
+
+def _one_by_one(config: FetchConfig, urls: list[str]) -> tuple[list[FetchResult], float]:
+    """Fetch `urls` one after another with one Fetcher; the results and the seconds it took."""
+
+    async def run() -> list[FetchResult]:
+        async with Fetcher(config) as fetcher:
+            return [await fetcher.fetch(url) for url in urls]
+
+    start = time.monotonic()
+    results = asyncio.run(run())
+    return results, time.monotonic() - start
+
+
+def test_a_refused_answer_with_a_short_body_leaves_its_connection_to_the_next_request() -> None:
+    """~0.5 s: a 404 whose body comes 0.2 s after its headers, a redirect and an image go over one connection;
+    a body later than DRAIN_SECONDS is not waited for: the answer keeps its status, its connection is closed."""
+    with ImageServer() as server:
+        late = server.url("/late-status/404?after=0.2")
+        urls = [late, server.url("/redirect/1?image=webp"), server.url("/img/png_rgb")]
+        results, _ = _one_by_one(local(per_host=1, connections=1, retries=0), urls)
+        assert [r.status for r in results] == ["http_404", "ok", "ok"]
+        assert server.connections_made == 1
+        later = server.url(f"/late-status/503?after={DRAIN_SECONDS + 9}")
+        results, seconds = _one_by_one(local(per_host=1, retries=0), [later, server.url("/img/webp")])
+        assert [r.status for r in results] == ["http_503", "ok"]
+        assert server.connections_made == 3 and seconds < DRAIN_SECONDS + 4
 
 
 def test_retry_after_beyond_cap_is_not_waited_for(image_server: ImageServer) -> None:

@@ -40,7 +40,8 @@ def _gated_shards(server: ImageServer, shards: int, size: int) -> list[str | Non
 def test_a_worker_holding_several_shards_opens_at_most_per_host_connections(
     image_server: ImageServer, tmp_path: Path
 ) -> None:
-    """~3 s: one pool worker runs 3 shards at once (each drains into the next); the host sees 2 connections."""
+    """~3 s: one pool worker runs 3 shards at once (each drains into the next); the host sees 2 connections,
+    open from the first request (robots.txt) to the end."""
     # a gate answers within GATE_SECONDS (504 when the next shard never came): no deadline of ours may cut it
     slow = {"timeout": 2 * GATE_SECONDS, "read_timeout": 2 * GATE_SECONDS, "deadline": 3 * GATE_SECONDS}
     config = dataclasses.replace(FAST, per_host=2, connections=4, shard_size=4, **slow)
@@ -54,6 +55,7 @@ def test_a_worker_holding_several_shards_opens_at_most_per_host_connections(
         pool.close()
     assert [s.statuses["ok"] for s in stats] == [4, 4, 4], stats  # every gate opened: shards overlapped
     assert image_server.peak_connections == 2  # reached, never passed, with 2 shards in flight at a time
+    assert image_server.connections_made == 2  # and kept: the policy files' 404s did not close theirs
 
 
 def test_robots_txt_is_fetched_once_per_origin_across_shards(

@@ -8,6 +8,9 @@ from contextlib import contextmanager
 
 import aiohttp
 
+DRAIN_BYTES = 65536  # a refused answer's body up to this size is read so its connection can be reused
+DRAIN_SECONDS = 1.0  # and only when it arrives within this time; otherwise the connection is closed
+
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
     """The body, or None as soon as it grows past `limit` bytes (the rest is never read); raises
@@ -23,6 +26,20 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | N
                 return None
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+async def drain_short(response: aiohttp.ClientResponse) -> None:
+    """Read a short body that is not kept (a redirect's, an error's: known length up to DRAIN_BYTES,
+    within DRAIN_SECONDS) so the connection goes back to the pool instead of being closed and opened
+    again; a longer, unknown-length, slow or broken body leaves the connection to be closed as before."""
+    length = response.content_length
+    if length is None or length > DRAIN_BYTES:
+        return
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            await response.read()
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return
 
 
 @contextmanager

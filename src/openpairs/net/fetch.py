@@ -13,7 +13,7 @@ import aiohttp
 from yarl import URL
 
 from openpairs.core.status import Status, http_status
-from openpairs.net.body import read_capped
+from openpairs.net.body import drain_short, read_capped
 from openpairs.net.config import FetchConfig, FetchResult
 from openpairs.net.guard import AddressPolicy, BlockedAddressError, mirror_addresses, parse_ip
 from openpairs.net.resolver import GuardedResolver
@@ -214,6 +214,8 @@ class Fetcher:
             target, headers=self.headers, allow_redirects=False, timeout=timeout, max_field_size=16384
         ) as response:
             code = response.status
+            if code in REDIRECT_CODES or not 200 <= code < 300:
+                await drain_short(response)  # the host's connection is reused, not opened again
             if code in REDIRECT_CODES:
                 return self._redirect(url, target, response)
             if not 200 <= code < 300:
