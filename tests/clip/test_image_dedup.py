@@ -116,8 +116,8 @@ def _run_in_a_process(out: Path) -> list[str]:
     return [sys.executable, "-c", code, str(out)]
 
 
-def test_killed_inside_map_reduce_and_a_star_round_resumes_to_the_same_bytes(tmp_path: Path) -> None:
-    data = planted(3_000, 32, seed=3)
+def test_killed_inside_map_reduce_and_star_rounds_resumes_to_the_same_bytes(tmp_path: Path) -> None:
+    data = planted(3_000, 32, seed=3, chain=12)  # the chain needs a small-star round
     reference, out = tmp_path / "reference", tmp_path / "out"
     for folder in (reference, out):
         write_clip_shards(str(folder), data, shard_rows=250)
@@ -130,6 +130,8 @@ def test_killed_inside_map_reduce_and_a_star_round_resumes_to_the_same_bytes(tmp
     assert (scratch / "map/00002.json").exists() and not (scratch / "reduce/00003.json").exists()
     run_killed_at(_run_in_a_process(out), "image_dedup.large_star:4", tmp_path)
     assert (scratch / "reduce/00009.json").exists() and not (scratch / "large.0/00004.json").exists()
+    run_killed_at(_run_in_a_process(out), "image_dedup.small_star:4", tmp_path)
+    assert (scratch / "large.0/00009.json").exists() and not (scratch / "small.0/00004.json").exists()
     run_image_dedup(str(out), config, ONE_TASK)
     assert tree_digests(out, SLICES) == tree_digests(reference, SLICES)
     assert not scratch.exists() and temporaries(out) == []
