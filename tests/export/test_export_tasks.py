@@ -12,7 +12,11 @@ from openpairs.executors import ExecutorConfig
 from openpairs.stages.export import ExportConfig, plan_export, run_export
 from tests.fixtures.pipeline_output import PipelineOutput
 
-FORMATS = (("webdataset", 11),)  # its parts hold a tar, a parquet and the embeddings
+# webdataset parts hold a tar, a parquet and the embeddings; with --split-eval, an eval split beside them
+CONFIGS = (
+    ExportConfig(format="webdataset", samples_per_shard=11),
+    ExportConfig(format="webdataset", samples_per_shard=11, split_eval=0.25),
+)
 
 
 def _digest(directory: Path) -> dict[str, str]:
@@ -42,18 +46,17 @@ def test_each_part_reads_only_the_shards_it_overlaps(built_pipeline: PipelineOut
 
 def test_local_and_ray_exports_are_identical(pipeline: PipelineOutput, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
-    digests: dict[str, dict[str, str]] = {}
-    for fmt, size in FORMATS:
-        run_export(
-            str(pipeline.root), ExportConfig(format=fmt, samples_per_shard=size), ExecutorConfig(workers=2)
-        )  # type: ignore[arg-type]
-        digests[fmt] = _digest(pipeline.root / "dataset" / fmt)
+    digests = []
+    for config in CONFIGS:
+        run_export(str(pipeline.root), config, ExecutorConfig(workers=2))
+        digests.append(_digest(pipeline.root / "dataset" / config.format))
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        for fmt, size in FORMATS:
-            config = ExportConfig(format=fmt, samples_per_shard=size)  # type: ignore[arg-type]
+        for config, digest in zip(CONFIGS, digests, strict=True):
             run_export(str(pipeline.root), config, ExecutorConfig(kind="ray", workers=2))
-            assert _digest(pipeline.root / "dataset" / fmt) == digests[fmt]
+            assert _digest(pipeline.root / "dataset" / config.format) == digest
     finally:
         ray.shutdown()
-    assert sum(name.endswith(".tar") for name in digests["webdataset"]) == -(-len(pipeline.kept) // 11)
+    whole, split = digests
+    assert sum(name.endswith(".tar") for name in whole) == -(-len(pipeline.kept) // 11)
+    assert any(name.startswith("eval/test/") and name.endswith(".tar") for name in split)
