@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -146,6 +147,12 @@ def write_parquet_atomic(table: pa.Table, path: str) -> None:
     """Write a parquet file atomically (zstd compressed)."""
     with atomic_open(path, "wb") as handle:
         pq.write_table(table, handle, compression="zstd")
+
+
+def write_float16_npy_atomic(array: np.ndarray, path: str) -> None:
+    """Write `array` as a float16 `.npy` file atomically (the embeddings' format in every export)."""
+    with atomic_open(path, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array, dtype=np.float16))
 
 
 def remove_stale_temporaries(directory: str) -> int:

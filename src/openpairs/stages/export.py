@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -130,8 +129,7 @@ def _write_embeddings(directory: str, name: str, part: join.ShardView) -> list[s
     for kind, array in (("img_emb", part.img_emb), ("text_emb", part.text_emb)):
         if array is not None:
             path = ofs.join(directory, kind, f"{name}.npy")
-            with commit.atomic_open(path) as handle:
-                np.save(handle, np.ascontiguousarray(array, dtype=np.float16))
+            commit.write_float16_npy_atomic(array, path)
             written.append(path)
     return written
 

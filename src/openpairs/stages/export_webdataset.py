@@ -95,8 +95,7 @@ class _PartWriter:
         if self._img and len(self._img) == len(self._rows):
             for kind, arrays in (("img_emb", self._img), ("text_emb", self._txt)):
                 path = ofs.join(self.directory, kind, f"{name}.npy")
-                with commit.atomic_open(path) as handle:
-                    np.save(handle, np.stack(arrays).astype(np.float16))
+                commit.write_float16_npy_atomic(np.stack(arrays), path)
                 self.written.append(path)
         self.total += len(self._rows)
         self._rows, self._img, self._txt = [], [], []
