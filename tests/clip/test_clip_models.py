@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
+from openpairs.executors import ExecutorConfig
+from openpairs.executors.local import LocalExecutor
 from openpairs.models.clip import ClipModelError, ClipModelSpec, load_clip
+from openpairs.stages.clip import ClipConfig, preload
 from tests.fixtures.images import photo
 from tests.fixtures.tiny_clip import TINY_MODEL
 
@@ -119,3 +123,21 @@ def test_trimmed_text_encoding_equals_open_clip(tiny_ckpt: str) -> None:
         trimmed = encode_text_trimmed(encoder.model, tokens)
     assert int(tokens.argmax(dim=-1).max()) + 1 < tokens.shape[1]  # there was padding to cut
     torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-4)
+
+
+def _torch_threads_after_loading(config: ClipConfig, _item: int) -> int:
+    torch.set_num_threads(7)  # whatever torch started with
+    preload(config)
+    return torch.get_num_threads()
+
+
+def test_a_local_worker_runs_clip_on_its_share_of_the_cores(tiny_ckpt: str) -> None:
+    """~10 s: with --threads 0, each of 2 local workers loads CLIP with cores // 2 torch threads (on Ray, an
+    actor's CPUs, through the same executors.task_threads), not every core each."""
+    config = ClipConfig(model=TINY_MODEL, pretrained=None, checkpoint=tiny_ckpt, device="cpu", threads=0)
+    pool = LocalExecutor(ExecutorConfig(kind="local", workers=2))
+    try:
+        seen = [count for _, count in pool.imap(partial(_torch_threads_after_loading, config), [0, 1])]
+    finally:
+        pool.close()
+    assert seen == [max(1, (os.cpu_count() or 1) // 2)] * 2

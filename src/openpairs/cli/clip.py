@@ -23,7 +23,12 @@ CheckpointOpt = Annotated[
     str | None, typer.Option("--clip-checkpoint", help="local weights file for --clip-model")
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="images per batch (0: 256 on CUDA, 32 on CPU)")]
-ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0: all cores)")]
+ThreadsOpt = Annotated[
+    int,
+    typer.Option(
+        "--threads", help="torch CPU threads per task (0: its CPUs: cores / workers, or a Ray actor's)"
+    ),
+]
 Int8Opt = Annotated[bool, typer.Option("--cpu-int8", help="dynamic int8 quantisation on CPU")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N]")]
 DecoderOpt = Annotated[
@@ -110,7 +115,7 @@ def clip(
         "pretrained": _pretrained(clip_pretrained),
         "checkpoint": clip_checkpoint,
         "batch_size": batch_size,
-        "threads": threads or _threads_per_worker(workers),
+        "threads": threads,
         "cpu_int8": cpu_int8,
         "device": device,
         "image_decoder": image_decoder,
@@ -199,13 +204,6 @@ def _console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def _threads_per_worker(workers: int) -> int | None:
-    """With several local workers, split the cores between them instead of oversubscribing."""
-    import os
-
-    return max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
 
 
 def _pretrained(tag: str | None) -> str | None:

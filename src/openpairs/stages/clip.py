@@ -42,10 +42,10 @@ class ClipConfig:
     pretrained: str | None = ClipModelSpec.pretrained
     checkpoint: str | None = ClipModelSpec.checkpoint
     device: str = ClipModelSpec.device
-    threads: int = ClipModelSpec.threads
+    threads: int = ClipModelSpec.threads  # torch CPU threads; 0: the task's CPUs (executors.task_threads)
     cpu_int8: bool = ClipModelSpec.cpu_int8
     batch_size: int = 0  # 0: 256 on CUDA, 32 on CPU
-    decode_threads: int = 0  # 0: number of cores
+    decode_threads: int = 0  # 0: the task's CPUs
     image_decoder: str = "auto"  # "tensor" (torchvision/nvJPEG + on-device preprocessing), "pil"; auto: CUDA
     text_encoder: str = "clip"  # "clip" or "multilingual" (non-English captions, LAION-5B)
     multilingual_model: str = MULTILINGUAL_MODEL
@@ -86,10 +86,10 @@ class ClipConfig:
 
     @property
     def spec(self) -> ClipModelSpec:
-        """The CLIP model to load (a checkpoint path's ~ and $VARS expanded in the process that loads it)."""
-        return ClipModelSpec(
-            self.model, self.pretrained, local_path(self.checkpoint), self.device, self.threads, self.cpu_int8
-        )
+        """The CLIP model to load, as the process that loads it sees it: a checkpoint path's ~ and $VARS
+        expanded, torch threads bounded by the task's CPUs (cores / workers locally, an actor's CPUs on Ray)."""
+        checkpoint, threads = local_path(self.checkpoint), task_threads(self.threads)
+        return ClipModelSpec(self.model, self.pretrained, checkpoint, self.device, threads, self.cpu_int8)
 
 
 def preload(config: ClipConfig) -> WorkerModels:
