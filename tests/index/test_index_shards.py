@@ -112,7 +112,7 @@ def test_choose_index_estimate_matches_the_built_size() -> None:
     finally:
         faiss.omp_set_num_threads(threads)
     assert seen == {"Flat", "SQfp16", "Refine(SQ8)", "PQ16"}
-    for factory in ("IVF64,SQ8", "IVF64,PQ8"):  # forced factories are counted the same way
+    for factory in ("IVF64,Flat", "IVF64,SQ8", "IVF64,PQ8"):  # forced factories are counted the same way
         index = new_index(64, factory)
         index.train(vectors[:5000])
         index.add_with_ids(vectors[:20_000], np.arange(20_000))

@@ -81,10 +81,12 @@ def memory_of(factory: str, count: int, dim: int) -> int:
     if hnsw := re.fullmatch(r"HNSW(\d+),Flat", factory):
         m = int(hnsw.group(1))  # level 0 holds 2M int32 links, upper levels ~M/(M-1); levels, offsets
         return count * (dim * 4 + (2 * m + m // (m - 1) + 2) * 4 + 8 + ID_BYTES)
-    ivf = re.fullmatch(r"IVF(\d+),(SQfp16|SQ8|PQ(\d+)(,Refine\(SQ8\))?)", factory)
+    ivf = re.fullmatch(r"IVF(\d+),(Flat|SQfp16|SQ8|PQ(\d+)(,Refine\(SQ8\))?)", factory)
     if not ivf:
         return 0
     fixed, codes, ranges = ivf_fixed(int(ivf.group(1)), dim), ivf.group(2), 2 * dim * 4  # SQ8: min, range
+    if codes == "Flat":
+        return count * (dim * 4 + ID_BYTES) + fixed
     if codes == "SQfp16":
         return count * (dim * 2 + ID_BYTES) + fixed
     if codes == "SQ8":
