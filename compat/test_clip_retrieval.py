@@ -110,18 +110,40 @@ def server_command(bin_dir: Path, spec: ClipModelSpec, work: Path) -> list[str]:
     return [python, "-c", REGISTER_AND_SERVE, str(config), *flags]
 
 
-@pytest.fixture(scope="module")
+def index_folder(demo_dir: Path, layout: str, work: Path) -> Path:
+    """The demo's own index folder ("single": one file per modality), or one built here with
+    `--layout merged` (2 add tasks merged into one IVF index with on-disk lists)."""
+    if layout == "single":
+        return demo_dir / "index"
+    out = work / "merged"
+    openpairs = (
+        Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parents[1] / ".venv"))
+        / "bin"
+        / "openpairs"
+    )
+    options = ["--text", "--shards", "2", "--layout", "merged", "--factory", "IVF4,Flat"]
+    subprocess.run(
+        [str(openpairs), "index", str(demo_dir), "--out", str(out), *options], check=True, timeout=600
+    )
+    return out
+
+
+@pytest.fixture(scope="module", params=["single", "merged"])
 def served(
-    demo_dir: Path, venv: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+    demo_dir: Path,
+    venv: Callable[[str], Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Served]:
-    """`clip-retrieval back` serving DIR/index as index "openpairs", beside openpairs' own search of it."""
-    index_dir = demo_dir / "index"
+    """`clip-retrieval back` serving an index folder of DIR as index "openpairs", beside openpairs' own search
+    of it."""
+    work = tmp_path_factory.mktemp("clip-back")
+    index_dir = index_folder(demo_dir, request.param, work)
     ours = SearchIndex(str(index_dir))
     recorded = ours.manifest["clip"]
     checkpoint = str(demo_dir / recorded["checkpoint"])  # as recorded: absolute, or relative to DIR
     spec = ClipModelSpec(model=recorded["model"], pretrained=None, checkpoint=checkpoint, device="cpu")
     clip = load_clip(spec)  # registers a custom architecture's config with our open_clip
-    work = tmp_path_factory.mktemp("clip-back")
     (work / "indices.json").write_text(json.dumps({"openpairs": str(index_dir)}))
     port = free_port()
     command = [*server_command(venv("clip_retrieval"), spec, work), f"--port={port}"]

@@ -38,14 +38,15 @@ def _mapped_files() -> set[str]:
         return {line.split(maxsplit=5)[5].strip() for line in maps if len(line.split(maxsplit=5)) == 6}
 
 
-def test_sharded_merged_and_single_give_the_same_neighbours(tmp_path: Path) -> None:
+def test_sharded_merged_and_single_give_the_same_neighbours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     images, _ = make_dataset(str(tmp_path), "clip-retrieval", shards=3, rows=1500, dim=32)
+    tuning = {"factory": IVF, "tune_queries": 100, "threads": 1, "target_recall": 0.99}
     layouts = {
-        "single": IndexConfig(factory=IVF, tune_queries=100, threads=1),
-        "sharded": IndexConfig(
-            factory=IVF, tune_queries=100, threads=1, shards=3, executor=ExecutorConfig(workers=2)
-        ),
-        "merged": IndexConfig(factory=IVF, tune_queries=100, threads=1, shards=3, layout="merged"),
+        "single": IndexConfig(**tuning),
+        "sharded": IndexConfig(**tuning, shards=3, executor=ExecutorConfig(workers=2)),
+        "merged": IndexConfig(**tuning, shards=3, layout="merged"),
     }
     entries = {
         name: build_index(str(tmp_path), str(tmp_path / name), c)["indices"]["image"]
@@ -55,6 +56,12 @@ def test_sharded_merged_and_single_give_the_same_neighbours(tmp_path: Path) -> N
     assert entries["merged"]["file"] == "image.index" and entries["merged"]["data"] == "image.ivfdata"
     assert {e["indexed"] for e in entries.values()} == {4500}
     assert len({e["value"] for e in entries.values()}) == 1  # tuned alike: same sample, same quantizer
+    tuned = entries["merged"]["value"]
+    monkeypatch.chdir(tmp_path / "sharded")  # a plain faiss reader elsewhere (clip-retrieval's way)
+    for name in ("single", "merged"):
+        plain = faiss.read_index(str(tmp_path / name / "image.index"))
+        assert faiss.extract_index_ivf(plain).nprobe == tuned > 1  # the file carries the tuned value
+        assert plain.search(images[7:8], 1)[1][0, 0] == 7
     loaded = {name: SearchIndex(str(tmp_path / name)) for name in layouts}
     assert [i.ntotal for i in loaded["sharded"].indexes["image"].indexes] == [1500, 1500, 1500]
     queries = images[::97]

@@ -185,8 +185,9 @@ def build_one(
     built.set_param(choice.param, tuned["value"] or 0)
     latency = tune.latency_ms(built, tuned["queries"], tuned["k"])
     built.close()
-    if "file" in files and "data" not in files:  # one self-contained file: it carries its parameter
-        store_param(os.path.join(out, files["file"]), choice.param, tuned["value"] or 0)
+    if "file" in files:  # one index file (its lists inside or in `data`): it carries its parameter
+        path = os.path.abspath(os.path.join(out, files["file"]))
+        store_param(path, choice.param, tuned["value"] or 0, on_disk="data" in files)
     shutil.rmtree(parts)
     progress("tune", 1, 1)
     return {

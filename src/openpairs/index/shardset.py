@@ -44,12 +44,15 @@ def set_param(index: faiss.Index, name: str | None, value: int) -> None:
         faiss.ParameterSpace().set_index_parameter(index, name, value)
 
 
-def store_param(path: str, name: str | None, value: int) -> None:
+def store_param(path: str, name: str | None, value: int, on_disk: bool = False) -> None:
     """Write the tuned search parameter into the index file at `path` (atomically), so that any faiss reader
-    (e.g. `clip-retrieval back`, which has no other source for it) searches as openpairs does."""
+    (e.g. `clip-retrieval back`, which has no other source for it) searches as openpairs does. With
+    `on_disk` lists, the file then names its data file by `path`'s folder (a plain `faiss.read_index`
+    opens it there; openpairs opens it beside the index file wherever the folder moves)."""
     if name is None:
         return
-    index = faiss.read_index(path)
+    flags = faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY if on_disk else 0
+    index = faiss.read_index(path, flags)
     set_param(index, name, value)
     faiss.write_index(index, path + ".tmp")
     os.replace(path + ".tmp", path)
