@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from compat.open_clip_run import TrainedClip, export_with_eval_split, train
-from compat.venvs import ROOT, client_venv
+from compat.venvs import client_venv, openpairs_bin
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +20,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     `$OPENPAIRS_COMPAT_DEMO` names a folder to build into and reuse across sessions (the demo resumes).
     """
     out = Path(os.environ.get("OPENPAIRS_COMPAT_DEMO") or tmp_path_factory.mktemp("compat") / "demo")
-    openpairs = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "openpairs"
-    subprocess.run([str(openpairs), "demo", "--out", str(out)], check=True, timeout=1800)
+    subprocess.run([str(openpairs_bin()), "demo", "--out", str(out)], check=True, timeout=1800)
     return out
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from compat.venvs import openpairs_bin
 from openpairs.index.search import Filters, SearchIndex
 from openpairs.models.clip import ClipEncoder, ClipModelSpec, load_clip
 
@@ -116,14 +117,9 @@ def index_folder(demo_dir: Path, layout: str, work: Path) -> Path:
     if layout == "single":
         return demo_dir / "index"
     out = work / "merged"
-    openpairs = (
-        Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parents[1] / ".venv"))
-        / "bin"
-        / "openpairs"
-    )
     options = ["--text", "--shards", "2", "--layout", "merged", "--factory", "IVF4,Flat"]
     subprocess.run(
-        [str(openpairs), "index", str(demo_dir), "--out", str(out), *options], check=True, timeout=600
+        [str(openpairs_bin()), "index", str(demo_dir), "--out", str(out), *options], check=True, timeout=600
     )
     return out
 

@@ -17,6 +17,11 @@ def venvs_dir() -> Path:
     return Path(os.environ.get("OPENPAIRS_COMPAT_VENVS", ROOT / ".compat" / "venvs"))
 
 
+def openpairs_bin() -> Path:
+    """The `openpairs` command of the virtualenv running these tests (`$VIRTUAL_ENV`, else `.venv`)."""
+    return Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "openpairs"
+
+
 def client_venv(name: str) -> Path:
     """The `bin/` folder of client `name`'s virtualenv, made (or remade) from `requirements/<name>.txt`."""
     requirements = REQUIREMENTS / f"{name}.txt"

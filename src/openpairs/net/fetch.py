@@ -214,7 +214,7 @@ class Fetcher:
             target, headers=self.headers, allow_redirects=False, timeout=timeout, max_field_size=16384
         ) as response:
             code = response.status
-            if code in REDIRECT_CODES or not 200 <= code < 300:
+            if not 200 <= code < 300:  # a redirect's or an error's body
                 await drain_short(response)  # the host's connection is reused, not opened again
             if code in REDIRECT_CODES:
                 return self._redirect(url, target, response)
